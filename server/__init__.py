@@ -1,0 +1,1 @@
+"""Model registry server: gRPC transport -> domain rules -> SQLAlchemy storage."""

@@ -1,0 +1,44 @@
+"""Wiring: builds every long-lived object once, at start-up."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from .config import Settings
+from .domain.accounts import Accounts
+from .domain.auth import Authenticator
+from .domain.registry import ModelRegistry
+from .storage.database import create_database_engine
+from .storage.repositories import ApiKeyRepository, ModelRepository, UserRepository
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    engine: Engine
+    models: ModelRepository
+    registry: ModelRegistry
+    authenticator: Authenticator
+    accounts: Accounts
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_app(settings: Settings) -> App:
+    engine = create_database_engine(settings.database_url, pool_size=settings.database_threads)
+    models = ModelRepository(engine)
+    keys = ApiKeyRepository(engine)
+    return App(
+        engine=engine,
+        models=models,
+        registry=ModelRegistry(models),
+        authenticator=Authenticator(keys, cache_seconds=settings.auth_cache_seconds),
+        accounts=Accounts(UserRepository(engine), keys),
+    )
+
+
+def database_executor(settings: Settings) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")

@@ -1,0 +1,178 @@
+"""`model-registry`: serve the registry, manage its users and API keys.
+
+Settings come from flags, else from MODEL_REGISTRY_* environment variables,
+else from the defaults in config.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import config
+from .app import build_app
+from .domain.accounts import AccountError
+from .domain.models import ROLE_USER, ROLES
+from .storage.database import create_schema
+from .storage.errors import StorageUnavailable
+
+
+def _env(name: str, default: str | int | float) -> str:
+    # argparse converts a string default with the option's type, so a bad
+    # environment value is reported like a bad flag.
+    return os.environ.get(f"MODEL_REGISTRY_{name}", str(default))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-registry", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=_env("DATABASE_URL", config.DEFAULT_DATABASE_URL),
+        help="SQLAlchemy URL (env MODEL_REGISTRY_DATABASE_URL; default %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server and Envoy's JSON/HTTP face")
+    serve.add_argument(
+        "--host", default=_env("HOST", "127.0.0.1"), help="gRPC address (env MODEL_REGISTRY_HOST)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=_env("GRPC_PORT", config.DEFAULT_GRPC_PORT),
+        help="gRPC port, 0 picks one (env MODEL_REGISTRY_GRPC_PORT; default %(default)s)",
+    )
+    serve.add_argument(
+        "--http-host",
+        default=_env("HTTP_HOST", "127.0.0.1"),
+        help="Envoy address (env MODEL_REGISTRY_HTTP_HOST)",
+    )
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        default=_env("HTTP_PORT", config.DEFAULT_HTTP_PORT),
+        help="Envoy port (env MODEL_REGISTRY_HTTP_PORT; default %(default)s)",
+    )
+    serve.add_argument("--no-http", action="store_true", help="serve gRPC only, without Envoy")
+    serve.add_argument(
+        "--envoy-config",
+        type=Path,
+        default=None,
+        help="Envoy config to adapt (default: envoy.yaml of the project)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_env("MAX_BODY_BYTES", config.DEFAULT_MAX_BODY_BYTES),
+        help="largest HTTP request body (env MODEL_REGISTRY_MAX_BODY_BYTES; default %(default)s)",
+    )
+    serve.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        default=_env("AUTH_CACHE_SECONDS", config.DEFAULT_AUTH_CACHE_SECONDS),
+        help="how long a checked API key is trusted; revocation takes effect within it (default %(default)s)",
+    )
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    create_user = users.add_parser("create", help="create a user")
+    create_user.add_argument("user_id")
+    create_user.add_argument("--role", choices=ROLES, default=ROLE_USER)
+    create_user.add_argument(
+        "--can-create-models", action="store_true", help="allow a non-admin to create models"
+    )
+    users.add_parser("list", help="list users")
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create_key = keys.add_parser("create", help="mint an API key for a user (printed once)")
+    create_key.add_argument("user_id")
+    list_keys = keys.add_parser("list", help="list keys (ids only; keys are never stored)")
+    list_keys.add_argument("--user", default=None)
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _manage(args)
+    except StorageUnavailable as error:
+        print(f"model-registry: database unavailable ({error})", file=sys.stderr)
+        return 1
+    except AccountError as error:
+        print(f"model-registry: {error}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .envoy import DEFAULT_CONFIG, EnvoyOptions
+    from .serve import serve
+
+    settings = config.Settings(
+        database_url=args.database_url,
+        grpc_host=args.host,
+        grpc_port=args.port,
+        auth_cache_seconds=args.auth_cache_seconds,
+    )
+    envoy = None
+    if not args.no_http:
+        envoy = EnvoyOptions(
+            host=args.http_host,
+            port=args.http_port,
+            max_body_bytes=args.max_body_bytes,
+            config=args.envoy_config or DEFAULT_CONFIG,
+        )
+    return serve(settings, envoy, os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None)
+
+
+def _manage(args: argparse.Namespace) -> int:
+    app = build_app(config.Settings(database_url=args.database_url, database_threads=1))
+    try:
+        create_schema(app.engine)
+        accounts = app.accounts
+        if args.command == "users" and args.action == "create":
+            user = accounts.create_user(
+                args.user_id, role=args.role, can_create_models=args.can_create_models
+            )
+            print(
+                f"created user {user.id} (role {user.role}, can create models: {'yes' if user.role == 'admin' or user.can_create_models else 'no'})"
+            )
+        elif args.command == "users" and args.action == "list":
+            for user in accounts.list_users():
+                print(
+                    f"{user.id}\t{user.role}\tcan_create_models={str(user.can_create_models).lower()}\tcreated {_when(user.created_at)}"
+                )
+        elif args.command == "keys" and args.action == "create":
+            issued = accounts.issue_key(args.user_id)
+            print(f"key id: {issued.id}")
+            print(f"API key (shown this once; store it now): {issued.key}")
+        elif args.command == "keys" and args.action == "list":
+            for key in accounts.list_keys(args.user):
+                state = f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.user_id}\tcreated {_when(key.created_at)}\t{state}")
+        elif args.command == "keys" and args.action == "revoke":
+            accounts.revoke_key(args.key_id)
+            print(f"revoked {args.key_id}")
+        return 0
+    finally:
+        app.close()
+
+
+def _when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

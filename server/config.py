@@ -1,0 +1,28 @@
+"""Settings, read once at start-up (CLI flags, then environment, then
+defaults) and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///model-registry.db"
+DEFAULT_GRPC_PORT = 50051
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_AUTH_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = DEFAULT_GRPC_PORT
+    # Seconds a looked-up API key is trusted before it is checked again; a
+    # revoked key stops working within this time. 0 checks on every call.
+    auth_cache_seconds: float = DEFAULT_AUTH_CACHE_SECONDS
+    # Threads for database work; also the connection pool size.
+    database_threads: int = 8
+    # Largest gRPC message the server accepts (RESOURCE_EXHAUSTED above).
+    max_message_bytes: int = 4 * DEFAULT_MAX_BODY_BYTES
+    # Seconds in-flight calls get to finish on SIGTERM.
+    shutdown_grace_seconds: float = 5.0

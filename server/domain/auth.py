@@ -1,0 +1,115 @@
+"""API keys: minting, hashing, and turning an Authorization value into the
+calling user.
+
+Keys are 256-bit random strings shown once; only their SHA-256 is stored.
+Lookups are by that hash, and the stored hash is compared again in constant
+time, so neither the database nor this code leaks a key through timing.
+Recent lookups are cached for `cache_seconds` (a revoked key keeps working
+for at most that long); the cache is keyed by the hash, never the key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..storage.errors import StorageUnavailable
+from .errors import ServiceUnavailable, Unauthenticated
+from .models import Principal
+
+KEY_PREFIX = "mr-"
+MIN_KEY_LENGTH = 32  # for keys supplied by an operator
+MAX_KEY_LENGTH = 512
+CACHE_MAX_ENTRIES = 10_000
+
+
+def mint_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def mint_key_id() -> str:
+    return "key_" + secrets.token_hex(6)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def is_acceptable_key(key: str) -> bool:
+    return (
+        MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+    )
+
+
+class KeyLookup(Protocol):
+    def find_active(self, key_hash: str) -> tuple[Principal, str] | None: ...
+
+
+class Authenticator:
+    def __init__(
+        self,
+        keys: KeyLookup,
+        *,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys = keys
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, authorization: str | None) -> Principal | None:
+        """The caller if its key was looked up recently; None means: call
+        `authenticate` (which may touch the database)."""
+        key = _bearer_key(authorization)
+        if key is None:
+            return None
+        entry = self._cache.get(hash_key(key))
+        if entry is not None and entry[1] > self._clock():
+            return entry[0]
+        return None
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller, or Unauthenticated for a missing, malformed, unknown or
+        revoked key (all alike, so a caller cannot tell them apart)."""
+        key = _bearer_key(authorization)
+        if key is None:
+            raise Unauthenticated()
+        key_hash = hash_key(key)
+        now = self._clock()
+        entry = self._cache.get(key_hash)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        try:
+            found = self._keys.find_active(key_hash)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        if found is None or not hmac.compare_digest(found[1], key_hash):
+            raise Unauthenticated()
+        principal = found[0]
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= CACHE_MAX_ENTRIES:
+                    self._cache.clear()
+                self._cache[key_hash] = (principal, now + self._cache_seconds)
+        return principal
+
+
+def _bearer_key(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or " " in key:
+        return None
+    return key

@@ -1,0 +1,54 @@
+"""Errors the domain raises. The transport maps each class to one gRPC status
+code (transport/status.py); these classes carry only what a client is told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """An error the client is told about: `message` and a stable `reason`."""
+
+    reason = "ERROR"
+    message = "Error"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class Unauthenticated(DomainError):
+    reason = "UNAUTHENTICATED"
+    message = "Unauthorized"
+
+
+class PermissionDenied(DomainError):
+    reason = "PERMISSION_DENIED"
+    message = "Unauthorized"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str  # spec field path, e.g. "meta.profile_image_url"
+    description: str
+
+
+class InvalidArgument(DomainError):
+    """One or more fields break a rule; the message is the first violation."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        super().__init__(violations[0].description)
+
+
+class ModelIdTaken(DomainError):
+    reason = "MODEL_ID_TAKEN"
+    message = "Model ID is already taken"
+
+
+class ServiceUnavailable(DomainError):
+    reason = "DATABASE_UNAVAILABLE"
+    message = "Service Unavailable"

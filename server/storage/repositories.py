@@ -1,0 +1,152 @@
+"""Queries, one short transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, bindparam, func, insert, select, update
+
+from ..domain.models import AccessGrant, Model, Principal
+from .database import translate_errors
+from .tables import api_keys, models, users
+
+
+class ModelRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert = insert(models)
+
+    def insert(self, model: Model) -> None:
+        """Store a new model; DuplicateKey if its id is taken."""
+        row = {
+            "id": model.id,
+            "user_id": model.user_id,
+            "base_model_id": model.base_model_id,
+            "name": model.name,
+            "params": model.params,
+            "meta": model.meta,
+            "access_grants": [
+                {"access_type": g.access_type, "access_id": g.access_id, "permission": g.permission}
+                for g in model.access_grants
+            ],
+            "is_active": model.is_active,
+            "created_at": model.created_at,
+            "updated_at": model.updated_at,
+        }
+        with translate_errors(), self._engine.begin() as connection:
+            connection.execute(self._insert, row)
+
+    def get(self, model_id: str) -> Model | None:
+        with translate_errors(), self._engine.connect() as connection:
+            row = connection.execute(select(models).where(models.c.id == model_id)).first()
+        if row is None:
+            return None
+        return Model(
+            id=row.id,
+            user_id=row.user_id,
+            base_model_id=row.base_model_id,
+            name=row.name,
+            params=row.params,
+            meta=row.meta,
+            access_grants=[AccessGrant(**grant) for grant in row.access_grants],
+            is_active=row.is_active,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def count(self) -> int:
+        with translate_errors(), self._engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(models)).scalar_one()
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: str
+    role: str
+    can_create_models: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: str
+    user_id: str
+    created_at: int
+    revoked_at: int | None
+
+
+class UserRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def insert(self, user: UserRow) -> None:
+        with translate_errors(), self._engine.begin() as connection:
+            connection.execute(
+                insert(users),
+                {
+                    "id": user.id,
+                    "role": user.role,
+                    "can_create_models": user.can_create_models,
+                    "created_at": user.created_at,
+                },
+            )
+
+    def list(self) -> Sequence[UserRow]:
+        with translate_errors(), self._engine.connect() as connection:
+            rows = connection.execute(select(users).order_by(users.c.id)).all()
+        return [UserRow(r.id, r.role, r.can_create_models, r.created_at) for r in rows]
+
+    def exists(self, user_id: str) -> bool:
+        with translate_errors(), self._engine.connect() as connection:
+            return (
+                connection.execute(select(users.c.id).where(users.c.id == user_id)).first()
+                is not None
+            )
+
+    def count(self) -> int:
+        with translate_errors(), self._engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(users)).scalar_one()
+
+
+class ApiKeyRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        # Built once: this runs on every request whose key is not cached.
+        self._find_active = (
+            select(users.c.id, users.c.role, users.c.can_create_models, api_keys.c.key_hash)
+            .join(users, users.c.id == api_keys.c.user_id)
+            .where(api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+        )
+
+    def insert(self, key_id: str, user_id: str, key_hash: str, created_at: int) -> None:
+        with translate_errors(), self._engine.begin() as connection:
+            connection.execute(
+                insert(api_keys),
+                {"id": key_id, "user_id": user_id, "key_hash": key_hash, "created_at": created_at},
+            )
+
+    def find_active(self, key_hash: str) -> tuple[Principal, str] | None:
+        """The owner of the unrevoked key with this hash, and the stored hash."""
+        with translate_errors(), self._engine.connect() as connection:
+            row = connection.execute(self._find_active, {"key_hash": key_hash}).first()
+        if row is None:
+            return None
+        return Principal(row.id, row.role, row.can_create_models), row.key_hash
+
+    def revoke(self, key_id: str, revoked_at: int) -> bool:
+        with translate_errors(), self._engine.begin() as connection:
+            result = connection.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=revoked_at)
+            )
+        return result.rowcount == 1
+
+    def list(self, user_id: str | None = None) -> Sequence[ApiKeyRow]:
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        if user_id is not None:
+            query = query.where(api_keys.c.user_id == user_id)
+        with translate_errors(), self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [ApiKeyRow(r.id, r.user_id, r.created_at, r.revoked_at) for r in rows]

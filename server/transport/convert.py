@@ -1,0 +1,78 @@
+"""Protobuf messages <-> domain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from modelregistry.v1 import model_service_pb2 as pb
+
+from ..domain.models import AccessGrant, JsonObject, Model, ModelDraft
+
+_MAX_EXACT_INTEGER = 2**53  # beyond this a double no longer holds every integer
+
+
+def draft_from_proto(message: pb.Model) -> ModelDraft:
+    """The request's model as sent; fields the client left out become None.
+    Output-only fields (user_id, created_at, updated_at) are not read."""
+    return ModelDraft(
+        id=message.id,
+        name=message.name,
+        base_model_id=message.base_model_id if message.HasField("base_model_id") else None,
+        params=struct_to_dict(message.params) if message.HasField("params") else None,
+        meta=struct_to_dict(message.meta) if message.HasField("meta") else None,
+        access_grants=[
+            AccessGrant(g.access_type, g.access_id, g.permission) for g in message.access_grants
+        ],
+        is_active=message.is_active if message.HasField("is_active") else None,
+    )
+
+
+def model_to_proto(model: Model) -> pb.Model:
+    message = pb.Model(
+        id=model.id,
+        user_id=model.user_id,
+        name=model.name,
+        access_grants=[
+            pb.AccessGrant(
+                access_type=g.access_type, access_id=g.access_id, permission=g.permission
+            )
+            for g in model.access_grants
+        ],
+        is_active=model.is_active,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )
+    if model.base_model_id is not None:
+        message.base_model_id = model.base_model_id
+    # SetInParent: an empty object is still sent (and printed as {}).
+    message.params.SetInParent()
+    message.params.update(model.params)
+    message.meta.SetInParent()
+    message.meta.update(model.meta)
+    return message
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> JsonObject:
+    return {key: _value(value) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        # JSON has one number type and Struct carries it as a double: keep
+        # integral values integers (max_tokens 2000, not 2000.0).
+        if number.is_integer() and abs(number) <= _MAX_EXACT_INTEGER:
+            return int(number)
+        return number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    return None  # null_value, or a Value with nothing set

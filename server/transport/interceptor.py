@@ -1,0 +1,86 @@
+"""Wraps every ModelService call: authenticates the caller, and turns the
+errors a call raises into google.rpc.Status replies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from ..domain.auth import Authenticator
+from ..domain.errors import DomainError
+from ..domain.models import Principal
+from .status import internal_status, status_for
+
+log = logging.getLogger(__name__)
+
+_caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("caller")
+
+
+def current_caller() -> Principal:
+    """The authenticated caller of the RPC being served."""
+    return _caller.get()
+
+
+class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self, service_prefix: str, authenticator: Authenticator, executor: Executor
+    ) -> None:
+        self._prefix = service_prefix  # e.g. "/modelregistry.v1.ModelService/"
+        self._authenticator = authenticator
+        self._executor = executor
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        # Health and reflection are open to all; unknown methods stay UNIMPLEMENTED.
+        if handler is None or not details.method.startswith(self._prefix):
+            return handler
+        if handler.unary_unary is None:
+            raise NotImplementedError("only unary ModelService methods are served")
+        return grpc.unary_unary_rpc_method_handler(
+            self._wrap(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]):
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                caller = await self._authenticate(context)
+                token = _caller.set(caller)
+                try:
+                    return await behavior(request, context)
+                finally:
+                    _caller.reset(token)
+            except DomainError as error:
+                status = status_for(error)
+            except Exception:
+                log.exception("unexpected error in %s", behavior.__qualname__)
+                status = internal_status()
+            await context.abort_with_status(rpc_status.to_status(status))
+
+        return guarded
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = value
+                break
+        caller = self._authenticator.cached(authorization)
+        if caller is None:
+            loop = asyncio.get_running_loop()
+            caller = await loop.run_in_executor(
+                self._executor, self._authenticator.authenticate, authorization
+            )
+        return caller

@@ -1,0 +1,58 @@
+"""The gRPC server: ModelService, health and reflection, registered in one
+place."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from modelregistry.v1 import model_service_pb2 as pb
+from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
+
+from ..config import Settings
+from ..domain.auth import Authenticator
+from ..domain.registry import ModelRegistry
+from .interceptor import ModelServiceInterceptor
+from .servicer import ModelService
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelService"].full_name
+
+
+def create_server(
+    settings: Settings,
+    registry: ModelRegistry,
+    authenticator: Authenticator,
+    executor: Executor,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A server bound to settings.grpc_host:grpc_port (0 picks a free port),
+    not yet started. Returns it, the bound port and its health servicer."""
+    server = grpc.aio.server(
+        interceptors=[ModelServiceInterceptor(f"/{SERVICE_NAME}/", authenticator, executor)],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ],
+    )
+    pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry, executor), server)
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    return server, port, health_servicer
+
+
+async def mark_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)

@@ -1,0 +1,31 @@
+"""ModelService: protobuf in -> domain call -> protobuf out."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+
+import grpc
+
+from modelregistry.v1 import model_service_pb2 as pb
+from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
+
+from ..domain.registry import ModelRegistry
+from .convert import draft_from_proto, model_to_proto
+from .interceptor import current_caller
+
+
+class ModelService(pb_grpc.ModelServiceServicer):
+    def __init__(self, registry: ModelRegistry, executor: Executor) -> None:
+        self._registry = registry
+        self._executor = executor  # database work runs here, off the event loop
+
+    async def CreateModel(
+        self, request: pb.CreateModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Model:
+        draft = draft_from_proto(request.model)
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(
+            self._executor, self._registry.create_model, current_caller(), draft
+        )
+        return model_to_proto(model)

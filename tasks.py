@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Project commands that work on a fresh machine with only Python 3.11+:
+
+    python3 tasks.py serve [ARGS]   run the registry (gRPC + Envoy, SQLite)
+    python3 tasks.py test [ARGS]    run the test suite (pytest ARGS)
+    python3 tasks.py generate       regenerate generated/ from protos/
+    python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
+
+Each first makes .venv and installs the project with its dependencies into it
+(again whenever pyproject.toml changes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".installed"
+
+
+def ensure_venv() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    print("installing the project and its dependencies into .venv", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+COMMANDS = {
+    "serve": [str(BIN / "model-registry"), "serve"],
+    "cli": [str(BIN / "model-registry")],
+    "test": [str(BIN / "python"), "-m", "pytest"],
+    "generate": [str(BIN / "python"), str(ROOT / "tools" / "generate_protos.py")],
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    ensure_venv()
+    command = COMMANDS[sys.argv[1]] + sys.argv[2:]
+    os.chdir(ROOT)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Generate generated/ from protos/: Python messages, gRPC stubs, typed stubs
+(.pyi) and the descriptor set Envoy's transcoder loads.
+
+    python tools/generate_protos.py [--out DIR]
+
+The output depends only on protos/ and the pinned grpcio-tools, so a test can
+regenerate into a temporary folder and require it to equal generated/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import google.api
+import grpc_tools
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOS = ROOT / "protos"
+DESCRIPTOR_SET = "modelregistry.binpb"
+# Imported only by the descriptor set, so that Envoy can render error details.
+DESCRIPTOR_EXTRAS = ["google/rpc/error_details.proto"]
+
+
+def _include_paths() -> list[str]:
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    googleapis = Path(google.api.__path__[0]).parent.parent  # site-packages
+    return [f"-I{PROTOS}", f"-I{well_known}", f"-I{googleapis}"]
+
+
+def _protoc(*args: str) -> None:
+    command = [sys.executable, "-m", "grpc_tools.protoc", *_include_paths(), *args]
+    # mypy-protobuf's plugins live beside this interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def generate(out: Path) -> None:
+    sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        _protoc(
+            f"--python_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            f"--mypy_out=quiet:{tmp}",
+            f"--mypy_grpc_out=quiet:{tmp}",
+            *sources,
+        )
+        _protoc(
+            "--include_imports",
+            "--include_source_info",
+            f"--descriptor_set_out={tmp / DESCRIPTOR_SET}",
+            *sources,
+            *DESCRIPTOR_EXTRAS,
+        )
+        for package in {p.parent for p in tmp.rglob("*.py")}:
+            while package != tmp:
+                (package / "__init__.py").touch()
+                package = package.parent
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(tmp, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "generated")
+    generate(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()
