@@ -142,7 +142,8 @@ class Client:
     def create(self, model: dict[str, Any], *, key: str | None = "default", **kw: Any) -> pb.Model:
         key = self.key if key == "default" else key
         metadata = [("authorization", f"Bearer {key}")] if key is not None else []
-        return self.stub.CreateModel(model_request(model), metadata=metadata, timeout=10, **kw)
+        kw.setdefault("timeout", 10)
+        return self.stub.CreateModel(model_request(model), metadata=metadata, **kw)
 
     def create_error(self, model: dict[str, Any], **kw: Any) -> grpc.RpcError:
         try:

@@ -21,9 +21,11 @@ def stored_row(registry: Registry, model_id: str):
     engine = sa.create_engine(registry.database_url)
     try:
         with engine.connect() as connection:
-            return connection.execute(
-                sa.text("SELECT * FROM models WHERE id = :id"), {"id": model_id}
-            ).mappings().first()
+            return (
+                connection.execute(sa.text("SELECT * FROM models WHERE id = :id"), {"id": model_id})
+                .mappings()
+                .first()
+            )
     finally:
         engine.dispose()
 
@@ -33,7 +35,8 @@ def stored_json_text(registry: Registry, model_id: str, column: str) -> str:
     try:
         with engine.connect() as connection:
             return connection.execute(
-                sa.text(f"SELECT CAST({column} AS TEXT) FROM models WHERE id = :id"), {"id": model_id}
+                sa.text(f"SELECT CAST({column} AS TEXT) FROM models WHERE id = :id"),
+                {"id": model_id},
             ).scalar_one()
     finally:
         engine.dispose()
@@ -182,8 +185,18 @@ def test_empty_id_is_invalid(admin: Client):
 
 
 @pytest.mark.parametrize(
-    "model_id", ["a b", " lead", "trail ", "tab\there", "new\nline", "nb\u00a0sp", "zero\u200bwidth",
-                 "nul\x00", "bidi\u202eoverride"]
+    "model_id",
+    [
+        "a b",
+        " lead",
+        "trail ",
+        "tab\there",
+        "new\nline",
+        "nb\u00a0sp",
+        "zero\u200bwidth",
+        "nul\x00",
+        "bidi\u202eoverride",
+    ],
 )
 def test_ids_with_whitespace_or_control_characters_are_invalid(
     admin: Client, registry: Registry, model_id: str
@@ -244,15 +257,27 @@ def test_common_params_must_have_their_json_types(
 
 
 def test_common_params_of_the_right_types_are_kept(admin: Client, unique_id: str):
-    params = {"temperature": 0, "top_p": 0.9, "frequency_penalty": -1.5, "presence_penalty": 2,
-              "max_tokens": 1, "stop": ["\n"], "custom": {"nested": [1, "two", None, False]}}
+    params = {
+        "temperature": 0,
+        "top_p": 0.9,
+        "frequency_penalty": -1.5,
+        "presence_penalty": 2,
+        "max_tokens": 1,
+        "stop": ["\n"],
+        "custom": {"nested": [1, "two", None, False]},
+    }
     assert as_json(admin.create(minimal(unique_id, params=params)))["params"] == params
 
 
 @pytest.mark.parametrize(
     "url",
-    ["https://example.com/a.png", "http://example.com/a.png", "/static/x.png",
-     "data:image/png;base64,iVBORw0KGgo=", "DATA:IMAGE/svg+xml;base64,PHN2Zz4="],
+    [
+        "https://example.com/a.png",
+        "http://example.com/a.png",
+        "/static/x.png",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "DATA:IMAGE/svg+xml;base64,PHN2Zz4=",
+    ],
 )
 def test_profile_image_url_accepts_image_sources(admin: Client, unique_id: str, url: str):
     created = admin.create(minimal(unique_id, meta={"profile_image_url": url}))
@@ -261,8 +286,19 @@ def test_profile_image_url_accepts_image_sources(admin: Client, unique_id: str, 
 
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "JavaScript:alert(1)", "//evil.example/x.png", "data:text/html,<b>",
-     "ftp://example.com/a.png", "http://", "relative/path.png", "", 5, None, {"u": 1}],
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "//evil.example/x.png",
+        "data:text/html,<b>",
+        "ftp://example.com/a.png",
+        "http://",
+        "relative/path.png",
+        "",
+        5,
+        None,
+        {"u": 1},
+    ],
 )
 def test_profile_image_url_rejects_other_values(admin: Client, unique_id: str, url):
     error = admin.create_error(minimal(unique_id, meta={"profile_image_url": url}))
@@ -271,8 +307,12 @@ def test_profile_image_url_rejects_other_values(admin: Client, unique_id: str, u
 
 @pytest.mark.parametrize(
     ("meta", "field"),
-    [({"description": 5}, "meta.description"), ({"description": None}, "meta.description"),
-     ({"capabilities": []}, "meta.capabilities"), ({"capabilities": "vision"}, "meta.capabilities")],
+    [
+        ({"description": 5}, "meta.description"),
+        ({"description": None}, "meta.description"),
+        ({"capabilities": []}, "meta.capabilities"),
+        ({"capabilities": "vision"}, "meta.capabilities"),
+    ],
 )
 def test_documented_meta_keys_must_have_their_types(admin: Client, unique_id: str, meta, field):
     assert_invalid(admin.create_error(minimal(unique_id, meta=meta)), field)
@@ -299,12 +339,27 @@ def test_other_meta_keys_round_trip_unchanged(admin: Client, registry: Registry,
 @pytest.mark.parametrize(
     ("grant", "field"),
     [
-        ({"access_type": "team", "access_id": "a", "permission": "read"}, "access_grants[0].access_type"),
-        ({"access_type": "user", "access_id": "a", "permission": "admin"}, "access_grants[0].permission"),
-        ({"access_type": "user", "access_id": "", "permission": "read"}, "access_grants[0].access_id"),
-        ({"access_type": "user", "access_id": " ", "permission": "read"}, "access_grants[0].access_id"),
+        (
+            {"access_type": "team", "access_id": "a", "permission": "read"},
+            "access_grants[0].access_type",
+        ),
+        (
+            {"access_type": "user", "access_id": "a", "permission": "admin"},
+            "access_grants[0].permission",
+        ),
+        (
+            {"access_type": "user", "access_id": "", "permission": "read"},
+            "access_grants[0].access_id",
+        ),
+        (
+            {"access_type": "user", "access_id": " ", "permission": "read"},
+            "access_grants[0].access_id",
+        ),
         ({}, "access_grants[0].access_type"),
-        ({"access_type": "User", "access_id": "a", "permission": "read"}, "access_grants[0].access_type"),
+        (
+            {"access_type": "User", "access_id": "a", "permission": "read"},
+            "access_grants[0].access_type",
+        ),
     ],
 )
 def test_invalid_grants_name_the_field(admin: Client, unique_id: str, grant: dict, field: str):
@@ -315,8 +370,11 @@ def test_every_bad_grant_is_reported(admin: Client, unique_id: str):
     good = {"access_type": "user", "access_id": "u1", "permission": "read"}
     error = admin.create_error(minimal(unique_id, access_grants=[good, {}]))
     fields = [v.field for v in status_details(error)["BadRequest"].field_violations]
-    assert fields == ["access_grants[1].access_type", "access_grants[1].access_id",
-                      "access_grants[1].permission"]
+    assert fields == [
+        "access_grants[1].access_type",
+        "access_grants[1].access_id",
+        "access_grants[1].permission",
+    ]
 
 
 def test_duplicate_grants_are_collapsed_in_order(admin: Client, unique_id: str):
@@ -364,7 +422,9 @@ def test_output_only_fields_sent_by_the_client_are_ignored(admin: Client, unique
 def test_duplicate_id_is_already_exists(admin: Client, registry: Registry, unique_id: str):
     admin.create(minimal(unique_id, name="first"))
     error = admin.create_error(minimal(unique_id, name="second"))
-    assert_error(error, grpc.StatusCode.ALREADY_EXISTS, "Model ID is already taken", "MODEL_ID_TAKEN")
+    assert_error(
+        error, grpc.StatusCode.ALREADY_EXISTS, "Model ID is already taken", "MODEL_ID_TAKEN"
+    )
     assert stored_row(registry, unique_id)["name"] == "first"
 
 

@@ -1,0 +1,89 @@
+"""The README's walkthroughs are the commands these tests run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support import ADMIN_KEY, BIN, Registry, start_registry
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def walkthrough(name: str) -> list[str]:
+    """The commands of the sh block after `<!-- walkthrough: NAME ...-->`."""
+    text = README.read_text()
+    match = re.search(rf"<!-- walkthrough: {name}\b.*?-->\n```sh\n(.*?)```", text, re.S)
+    assert match, f"README has no {name} walkthrough"
+    commands, pending = [], ""
+    for line in match.group(1).splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line + "\n"
+        if pending.count("'") % 2 == 0 and not line.endswith("\\"):
+            commands.append(pending)
+            pending = ""
+    assert not pending
+    return commands
+
+
+def run(command: str, registry: Registry) -> subprocess.CompletedProcess[str]:
+    command = command.replace("localhost:50051", registry.grpc_target)
+    if registry.http_port is not None:
+        command = command.replace("localhost:8080", f"127.0.0.1:{registry.http_port}")
+    env = {**os.environ, "MODEL_REGISTRY_KEY": ADMIN_KEY, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path):
+    registry = start_registry(f"sqlite:///{tmp_path / 'readme.db'}")
+    yield registry
+    registry.stop()
+
+
+def test_grpcurl_walkthrough(fresh_registry: Registry):
+    listing, describe, create, duplicate, health = walkthrough("grpcurl")
+    assert all(c.lstrip().startswith("grpcurl ") for c in (listing, describe, create, duplicate))
+
+    result = run(listing, fresh_registry)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "modelregistry.v1.ModelService",
+    ]
+
+    result = run(describe, fresh_registry)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "rpc CreateModel ( .modelregistry.v1.CreateModelRequest ) returns ( .modelregistry.v1.Model )"
+        in result.stdout
+    )
+
+    result = run(create, fresh_registry)
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["id"] == "my-custom-gpt4"
+    assert created["user_id"] == "admin"
+    assert created["params"]["max_tokens"] == 2000
+    assert created["meta"]["profile_image_url"] == "/static/favicon.png"
+    assert created["access_grants"] == [
+        {"access_type": "group", "access_id": "developers", "permission": "read"}
+    ]
+
+    result = run(duplicate, fresh_registry)
+    assert result.returncode != 0
+    assert "Code: AlreadyExists" in result.stderr
+    assert "Message: Model ID is already taken" in result.stderr
+
+    result = run(health, fresh_registry)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": "SERVING"}
