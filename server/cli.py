@@ -15,7 +15,7 @@ from pathlib import Path
 from . import config
 from .app import build_app
 from .domain.accounts import AccountError
-from .domain.models import ROLE_USER, ROLES
+from .domain.models import ROLE_ADMIN, ROLE_USER, ROLES
 from .storage.database import create_schema
 from .storage.errors import StorageUnavailable
 
@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-cache-seconds",
         type=float,
         default=_env("AUTH_CACHE_SECONDS", config.DEFAULT_AUTH_CACHE_SECONDS),
-        help="how long a checked API key is trusted; revocation takes effect within it (default %(default)s)",
+        help="how long a checked API key is trusted; a revoked key stops working within it"
+        " (default %(default)s)",
     )
 
     users = commands.add_parser("users", help="manage users").add_subparsers(
@@ -125,6 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
         grpc_host=args.host,
         grpc_port=args.port,
         auth_cache_seconds=args.auth_cache_seconds,
+        # Whatever Envoy lets through must fit in one gRPC message.
+        max_message_bytes=max(config.DEFAULT_MAX_MESSAGE_BYTES, args.max_body_bytes * 2),
     )
     envoy = None
     if not args.no_http:
@@ -146,14 +149,12 @@ def _manage(args: argparse.Namespace) -> int:
             user = accounts.create_user(
                 args.user_id, role=args.role, can_create_models=args.can_create_models
             )
-            print(
-                f"created user {user.id} (role {user.role}, can create models: {'yes' if user.role == 'admin' or user.can_create_models else 'no'})"
-            )
+            may_create = user.role == ROLE_ADMIN or user.can_create_models
+            print(f"created user {user.id} (role {user.role}, may create models: {may_create})")
         elif args.command == "users" and args.action == "list":
             for user in accounts.list_users():
-                print(
-                    f"{user.id}\t{user.role}\tcan_create_models={str(user.can_create_models).lower()}\tcreated {_when(user.created_at)}"
-                )
+                flag = str(user.can_create_models).lower()
+                print(f"{user.id}\t{user.role}\tcan_create_models={flag}\t{_when(user.created_at)}")
         elif args.command == "keys" and args.action == "create":
             issued = accounts.issue_key(args.user_id)
             print(f"key id: {issued.id}")

@@ -10,6 +10,7 @@ DEFAULT_GRPC_PORT = 50051
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_AUTH_CACHE_SECONDS = 5.0
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,6 @@ class Settings:
     # Threads for database work; also the connection pool size.
     database_threads: int = 8
     # Largest gRPC message the server accepts (RESOURCE_EXHAUSTED above).
-    max_message_bytes: int = 4 * DEFAULT_MAX_BODY_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace_seconds: float = 5.0

@@ -4,6 +4,7 @@ this server's ports, the descriptor set's absolute path and the body limit."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import shutil
 import signal
 import sys
@@ -19,8 +20,9 @@ DEFAULT_CONFIG = PROJECT_ROOT / "envoy.yaml"
 DESCRIPTOR_SET = PROJECT_ROOT / "generated" / "modelregistry.binpb"
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
-BODY_LIMIT = "envoy.filters.http.buffer"
+BODY_LIMIT = "envoy.filters.http.body_size_limit"
 READY_TIMEOUT_SECONDS = 20.0
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ def render_config(options: EnvoyOptions, grpc_host: str, grpc_port: int) -> dict
     resources = config["static_resources"]
     listener = resources["listeners"][0]
     listener["address"]["socket_address"].update(address=options.host, port_value=options.port)
+    listener["per_connection_buffer_limit_bytes"] = max(
+        listener.get("per_connection_buffer_limit_bytes", 0), options.max_body_bytes
+    )
     cluster = resources["clusters"][0]
     for group in cluster["load_assignment"]["endpoints"]:
         for endpoint in group["lb_endpoints"]:
@@ -58,6 +63,10 @@ def render_config(options: EnvoyOptions, grpc_host: str, grpc_port: int) -> dict
         typed = http_filter.get("typed_config", {})
         if http_filter["name"] == TRANSCODER:
             typed["proto_descriptor"] = str(DESCRIPTOR_SET)
+            # body_size_limit must stay the only request cap.
+            typed["max_request_body_size"] = max(
+                typed.get("max_request_body_size", 0), options.max_body_bytes
+            )
         elif http_filter["name"] == BODY_LIMIT:
             typed["max_request_bytes"] = options.max_body_bytes
     return config
@@ -70,6 +79,14 @@ def _http_filters(listener: dict[str, Any]) -> list[dict[str, Any]]:
             if "http_filters" in config:
                 return config["http_filters"]
     raise ValueError("envoy.yaml has no HTTP connection manager")
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux sends it SIGTERM when the server
+    process dies, even by SIGKILL, so no orphan Envoy keeps the HTTP port."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EnvoyProcess:
@@ -94,6 +111,7 @@ class EnvoyProcess:
             # Several registries (and test runs) may share a machine.
             "--disable-hot-restart",
             stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         await self._wait_until_listening()
 

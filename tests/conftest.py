@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-
 from support import ADMIN_KEY, Client, Registry, start_registry
 
 _ids = itertools.count()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -167,3 +169,47 @@ def status_details(error: grpc.RpcError) -> dict[str, Any]:
                 detail.Unpack(message)
                 unpacked[kind.DESCRIPTOR.name] = message
     return unpacked
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        assert self.headers.get("content-type") == "application/json", self.headers
+        return json.loads(self.body)
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | str | dict | None = None,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+) -> HttpResponse:
+    """One request on a new connection; headers lower-cased."""
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if key is not None:
+        sent["Authorization"] = f"Bearer {key}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        if chunked:
+            chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+            connection.request(method, path, body=chunks, headers=sent, encode_chunked=True)
+        else:
+            connection.request(method, path, body=body, headers=sent)
+        response = connection.getresponse()
+        return HttpResponse(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        connection.close()

@@ -10,7 +10,6 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from spec_examples import SPEC_REQUEST, SPEC_RESPONSE, minimal
 from support import Client, Registry, as_json, model_request, status_details
 

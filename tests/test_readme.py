@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from support import ADMIN_KEY, BIN, Registry, start_registry
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -63,10 +62,8 @@ def test_grpcurl_walkthrough(fresh_registry: Registry):
 
     result = run(describe, fresh_registry)
     assert result.returncode == 0, result.stderr
-    assert (
-        "rpc CreateModel ( .modelregistry.v1.CreateModelRequest ) returns ( .modelregistry.v1.Model )"
-        in result.stdout
-    )
+    signature = "( .modelregistry.v1.CreateModelRequest ) returns ( .modelregistry.v1.Model )"
+    assert f"rpc CreateModel {signature}" in result.stdout
 
     result = run(create, fresh_registry)
     assert result.returncode == 0, result.stderr
@@ -87,3 +84,22 @@ def test_grpcurl_walkthrough(fresh_registry: Registry):
     result = run(health, fresh_registry)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"status": "SERVING"}
+
+
+def test_curl_walkthrough(tmp_path: Path):
+    registry = start_registry(f"sqlite:///{tmp_path / 'readme.db'}", http=True)
+    try:
+        create, duplicate = walkthrough("curl")
+        assert create.lstrip().startswith("curl ") and duplicate.lstrip().startswith("curl ")
+
+        result = run(create.rstrip() + " -w '\\n%{http_code}'", registry)
+        body, status = result.stdout.rsplit("\n", 1)
+        assert status == "200", result
+        created = json.loads(body)
+        assert created["id"] == "my-http-model" and created["user_id"] == "admin"
+        assert created["params"] == {"max_tokens": 2000} and type(created["created_at"]) is int
+
+        result = run(duplicate.rstrip() + " -w '\\n%{http_code}'", registry)
+        assert result.stdout == '{"detail":"Model ID is already taken"}\n400'
+    finally:
+        assert registry.stop() == 0

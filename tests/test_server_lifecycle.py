@@ -8,7 +8,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from spec_examples import minimal
 from support import ADMIN_KEY, Client, start_registry
 
