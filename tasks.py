@@ -4,6 +4,7 @@
     python3 tasks.py serve [ARGS]   run the registry (gRPC + Envoy, SQLite)
     python3 tasks.py test [ARGS]    run the test suite (pytest ARGS)
     python3 tasks.py generate       regenerate generated/ from protos/
+    python3 tasks.py bench [ARGS]   benchmark (bench/bench.py --help)
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
 
 Each first makes .venv and installs the project with its dependencies into it
@@ -43,6 +44,7 @@ COMMANDS = {
     "cli": [str(BIN / "model-registry")],
     "test": [str(BIN / "python"), "-m", "pytest"],
     "generate": [str(BIN / "python"), str(ROOT / "tools" / "generate_protos.py")],
+    "bench": [str(BIN / "python"), str(ROOT / "bench" / "bench.py")],
 }
 
 
