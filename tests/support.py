@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+import sqlalchemy as sa
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
@@ -213,3 +216,63 @@ def http_request(
         )
     finally:
         connection.close()
+
+
+# -- the database under a registry, on either backend --------------------------
+
+
+def is_sqlite(database_url: str) -> bool:
+    return database_url.startswith("sqlite:")
+
+
+def query(database_url: str, sql: str, **params: Any) -> list[sa.Row]:
+    """Rows of one SQL statement, read with a separate engine."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def execute(database_url: str, sql: str) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(sql))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def database_locked(database_url: str) -> Iterator[None]:
+    """Writers to the models table wait while this is held: SQLite's
+    exclusive lock on the file, PostgreSQL's ACCESS EXCLUSIVE table lock."""
+    if is_sqlite(database_url):
+        import sqlite3
+
+        blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("LOCK TABLE models IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                connection.rollback()
+    finally:
+        engine.dispose()
+
+
+def missing_models_table_message(database_url: str) -> str:
+    """What the driver says when the models table is gone."""
+    if is_sqlite(database_url):
+        return "no such table: models"
+    return 'relation "models" does not exist'

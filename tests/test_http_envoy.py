@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from spec_examples import SPEC_REQUEST, SPEC_RESPONSE, minimal
-from support import ADMIN_KEY, HttpResponse, Registry, free_port, http_request, start_registry
+from support import (
+    ADMIN_KEY,
+    HttpResponse,
+    Registry,
+    database_locked,
+    execute,
+    free_port,
+    http_request,
+    query,
+    start_registry,
+)
 
 from modelregistry_server.envoy import DEFAULT_CONFIG, EnvoyOptions, EnvoyProcess, envoy_binary
 
@@ -21,10 +30,9 @@ PATHS = ["/api/models/create", "/api/v1/models/create"]
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """`model-registry serve`: the gRPC server and Envoy, on SQLite."""
-    path = tmp_path_factory.mktemp("web") / "registry.db"
-    running = start_registry(f"sqlite:///{path}", http=True)
+def web(database_url_factory: Callable[[], str]) -> Iterator[Registry]:
+    """`model-registry serve`: the gRPC server and Envoy, on each backend."""
+    running = start_registry(database_url_factory(), http=True)
     yield running
     assert running.stop() == 0
 
@@ -46,9 +54,8 @@ def assert_detail(response: HttpResponse, status: int, detail: str | None = None
 
 
 def stored(web: Registry, model_id: str):
-    path = web.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT user_id, name FROM models WHERE id = ?", (model_id,)).fetchone()
+    rows = query(web.database_url, "SELECT user_id, name FROM models WHERE id = :id", id=model_id)
+    return tuple(rows[0]) if rows else None
 
 
 def test_envoy_validates_the_config():
@@ -229,22 +236,16 @@ def test_body_just_under_the_limit_is_served(web: Registry, unique_id: str):
 
 def test_database_unavailable_is_503(web: Registry, unique_id: str):
     assert post(web, minimal(unique_id)).status == 200  # key cached
-    blocker = sqlite3.connect(web.database_url.removeprefix("sqlite:///"), isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
+    with database_locked(web.database_url):
         response = post(web, minimal(unique_id + "-blocked"))
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert_detail(response, 503, "Service Unavailable")
 
 
-def test_internal_error_is_500(tmp_path: Path):
-    path = tmp_path / "r.db"
-    registry = start_registry(f"sqlite:///{path}", http=True)
+def test_internal_error_is_500(database_url_factory: Callable[[], str]):
+    url = database_url_factory()
+    registry = start_registry(url, http=True)
     try:
-        with sqlite3.connect(path) as db:
-            db.execute("ALTER TABLE models RENAME TO models_elsewhere")
+        execute(url, "ALTER TABLE models RENAME TO models_elsewhere")
         response = post(registry, minimal("m"))
         assert_detail(response, 500, "Internal Server Error")
     finally:
@@ -305,7 +306,18 @@ def test_body_limit_is_a_setting(tmp_path: Path):
         two_mib = minimal("two-mib", meta={"description": "x" * (2 * 1024 * 1024)})
         assert post(registry, two_mib).status == 200
         four_mib = minimal("four-mib", meta={"description": "x" * (4 * 1024 * 1024)})
-        assert_detail(post(registry, four_mib), 413, "Request body too large")
+        # Envoy answers 413 and closes while the client is still sending the
+        # rest of 4 MiB; the kernel may then reset the connection before the
+        # client reads the answer (seen on HEAD's envoy.yaml too). Retried.
+        for attempt in range(5):
+            try:
+                response = post(registry, four_mib)
+                break
+            except ConnectionResetError:
+                if attempt == 4:
+                    raise
+        assert_detail(response, 413, "Request body too large")
+        assert stored(registry, "four-mib") is None
     finally:
         assert registry.stop() == 0
 

@@ -42,8 +42,8 @@ def run(command: str, registry: Registry) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def fresh_registry(tmp_path: Path):
-    registry = start_registry(f"sqlite:///{tmp_path / 'readme.db'}")
+def fresh_registry(database_url_factory):
+    registry = start_registry(database_url_factory())
     yield registry
     registry.stop()
 
@@ -86,8 +86,8 @@ def test_grpcurl_walkthrough(fresh_registry: Registry):
     assert json.loads(result.stdout) == {"status": "SERVING"}
 
 
-def test_curl_walkthrough(tmp_path: Path):
-    registry = start_registry(f"sqlite:///{tmp_path / 'readme.db'}", http=True)
+def test_curl_walkthrough(database_url_factory):
+    registry = start_registry(database_url_factory(), http=True)
     try:
         create, duplicate = walkthrough("curl")
         assert create.lstrip().startswith("curl ") and duplicate.lstrip().startswith("curl ")

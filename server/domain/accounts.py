@@ -61,11 +61,26 @@ class Accounts:
             raise AccountError(f"no active key {key_id!r}")
 
     def bootstrap_admin(self, key: str | None) -> IssuedKey | None:
-        """On an empty database, create the admin user and its first key."""
+        """On an empty database, create the admin user and its first key;
+        None if there are users already. Safe when several servers start at
+        once on an empty database: the user and key are written in one
+        transaction, the primary key lets one of them win, and the others
+        return None."""
         if self._users.count() > 0:
             return None
-        self.create_user("admin", role=ROLE_ADMIN, can_create_models=True)
-        return self.issue_key("admin", key)
+        if key is None:
+            key = mint_key()
+        elif not is_acceptable_key(key):
+            raise AccountError(
+                "a chosen key must be 32 to 512 printable ASCII characters, no spaces"
+            )
+        issued = IssuedKey(mint_key_id(), key)
+        admin = UserRow("admin", ROLE_ADMIN, True, int(time.time()))
+        try:
+            self._users.insert_with_key(admin, issued.id, hash_key(key))
+        except DuplicateKey:
+            return None  # another server made the admin first
+        return issued
 
     def list_users(self) -> Sequence[UserRow]:
         return self._users.list()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,18 +14,34 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from .errors import DuplicateKey, StorageUnavailable
-from .tables import metadata
 
+# How long one statement may wait for a lock (SQLite) or run (PostgreSQL)
+# before the call fails with UNAVAILABLE: well inside Envoy's 15 s route
+# timeout and the clients' deadlines, so nothing hangs past a request.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+STATEMENT_TIMEOUT_MS = 5000
+# A server that does not answer a connection attempt is treated as down.
+CONNECT_TIMEOUT_SECONDS = 3
+# Longest wait for a free pooled connection. The pool is as large as the
+# database thread pool, so this only waits when a connection is being
+# (re)opened; a request never queues behind an outage for long.
+POOL_TIMEOUT_SECONDS = 5
+# Connections are recycled now and then, so a server-side idle limit or a
+# failover never leaves the pool full of dead connections.
+POOL_RECYCLE_SECONDS = 1800
 
 _json_dumps = functools.partial(
     json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":")
 )
 
 
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
 def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for `url`: an SQLite file (WAL, durable commits) or a server
-    database such as PostgreSQL."""
+    database, PostgreSQL through psycopg 3 (`postgresql+psycopg://...`)."""
     parsed = make_url(url)
     options: dict[str, Any] = {"json_serializer": _json_dumps}
     if parsed.get_backend_name() == "sqlite":
@@ -31,30 +49,58 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
+    if parsed.get_backend_name() == "postgresql":
+        options["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            # Server-side limits for every statement of this pool: a lock or a
+            # slow query fails (-> UNAVAILABLE) instead of holding the caller.
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+            f" -c lock_timeout={STATEMENT_TIMEOUT_MS}"
+            f" -c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_MS * 2}",
+            # Dead peers (a pulled cable, not a refused port) are noticed by
+            # the kernel instead of a request waiting forever on a read.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "application_name": "model-registry",
+        }
     return create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,  # replace connections a database restart broke
-        pool_timeout=5,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         **options,
     )
 
 
+def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
+    """PRAGMA journal_mode=WAL, retried: on a new file, while another process
+    switches it too, SQLite answers "locked" at once, without waiting for the
+    busy timeout. (Once a file is in WAL mode this is a no-op.)"""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: switching a new file to WAL takes a lock another process may hold.
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL lets readers run beside the writer; synchronous=FULL makes every
     # commit durable before it is acknowledged, even across a power loss.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    with translate_errors():
-        metadata.create_all(engine)
 
 
 @contextlib.contextmanager

@@ -92,6 +92,29 @@ class UserRepository:
                 },
             )
 
+    def insert_with_key(self, user: UserRow, key_id: str, key_hash: str) -> None:
+        """A user and its first key, in one transaction: both or neither;
+        DuplicateKey if the user (or the key) exists already."""
+        with translate_errors(), self._engine.begin() as connection:
+            connection.execute(
+                insert(users),
+                {
+                    "id": user.id,
+                    "role": user.role,
+                    "can_create_models": user.can_create_models,
+                    "created_at": user.created_at,
+                },
+            )
+            connection.execute(
+                insert(api_keys),
+                {
+                    "id": key_id,
+                    "user_id": user.id,
+                    "key_hash": key_hash,
+                    "created_at": user.created_at,
+                },
+            )
+
     def list(self) -> Sequence[UserRow]:
         with translate_errors(), self._engine.connect() as connection:
             rows = connection.execute(select(users).order_by(users.c.id)).all()

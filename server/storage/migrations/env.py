@@ -1,0 +1,34 @@
+"""Alembic's environment: run by `upgrade` (and the other alembic commands)
+with the connection it is given in config.attributes["connection"], inside
+that connection's transaction."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from modelregistry_server.storage.tables import metadata
+
+
+def run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        # SQLite cannot ALTER most things: batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        compare_server_default=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run(connection)
+else:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=NullPool)
+    with engine.begin() as own:
+        run(own)
+    engine.dispose()

@@ -1,0 +1,155 @@
+"""Alembic migrations: the only way the schema is made, on every backend."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from support import MODEL_REGISTRY, Registry, query, start_registry
+
+from modelregistry_server.app import build_app
+from modelregistry_server.config import Settings
+from modelregistry_server.storage.migrations import head_revision, upgrade
+from modelregistry_server.storage.tables import metadata
+
+NewDatabase = Callable[[], str]
+
+
+def schema_diff(url: str) -> list:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+
+def names(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        found = set()
+        for table in ("users", "api_keys", "models"):
+            found.add(inspector.get_pk_constraint(table)["name"])
+            found |= {fk["name"] for fk in inspector.get_foreign_keys(table)}
+            found |= {uq["name"] for uq in inspector.get_unique_constraints(table)}
+            found |= {ix["name"] for ix in inspector.get_indexes(table)}
+        return found
+    finally:
+        engine.dispose()
+
+
+def migrate(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MODEL_REGISTRY, "--database-url", url, "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_empty_database_to_head_matches_the_models(database_url_factory: NewDatabase):
+    url = database_url_factory()
+    result = migrate(url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"migrated the database from empty to {head_revision()}\n"
+    assert query(url, "SELECT version_num FROM alembic_version")[0][0] == head_revision()
+    assert schema_diff(url) == []
+    # the naming convention of tables.py, on every database
+    expected = {
+        "pk_users",
+        "pk_api_keys",
+        "fk_api_keys_user_id_users",
+        "uq_api_keys_key_hash",
+        "ix_api_keys_user_id",
+        "pk_models",
+        "fk_models_user_id_users",
+        "ix_models_user_id",
+    }
+    found = names(url)
+    if url.startswith("sqlite"):
+        found.discard(None)  # SQLite does not report primary key names
+        expected -= {"pk_users", "pk_api_keys", "pk_models"}
+    assert expected <= found, found
+
+    again = migrate(url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"the database is up to date (revision {head_revision()})\n"
+
+
+def test_downgrade_to_nothing_and_back(database_url_factory: NewDatabase):
+    from alembic import command
+
+    from modelregistry_server.storage.migrations import _migration_engine, alembic_config
+
+    url = database_url_factory()
+    upgrade(url)
+    engine = _migration_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "base")
+        assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+    assert upgrade(url).after == head_revision()
+    assert schema_diff(url) == []
+
+
+def test_concurrent_migrations_apply_once(database_url_factory: NewDatabase):
+    url = database_url_factory()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(migrate, [url] * 4))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    outputs = sorted(r.stdout for r in results)
+    assert outputs.count(f"migrated the database from empty to {head_revision()}\n") == 1
+    assert query(url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    assert schema_diff(url) == []
+
+
+def test_a_database_made_before_migrations_is_adopted(database_url_factory: NewDatabase):
+    url = database_url_factory()
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)  # how the schema was made before Alembic
+    engine.dispose()
+    result = migrate(url)
+    assert result.returncode == 0, result.stderr
+    assert query(url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+
+
+def test_two_servers_starting_on_an_empty_database_make_one_admin(
+    database_url_factory: NewDatabase,
+):
+    url = database_url_factory()
+    with ThreadPoolExecutor(2) as pool:
+        starting = [pool.submit(start_registry, url, admin_key=None) for _ in range(2)]
+        registries: list[Registry] = [future.result() for future in starting]
+    try:
+        announced = ["Created user 'admin'" in "".join(r.output) for r in registries]
+        assert announced.count(True) == 1
+    finally:
+        assert [r.stop() for r in registries] == [0, 0]
+    assert query(url, "SELECT id FROM users") == [("admin",)]
+    assert len(query(url, "SELECT id FROM api_keys")) == 1
+
+
+def test_losing_the_admin_race_is_not_an_error(database_url_factory: NewDatabase):
+    """The exact interleaving: both servers saw no users, the other one
+    inserted first."""
+    url = database_url_factory()
+    upgrade(url)
+    first, second = (build_app(Settings(database_url=url, database_threads=1)) for _ in "ab")
+    try:
+        second.accounts._users.count = lambda: 0  # it looked before the first one wrote
+        assert first.accounts.bootstrap_admin(None) is not None
+        assert second.accounts.bootstrap_admin(None) is None
+    finally:
+        first.close()
+        second.close()
+    assert len(query(url, "SELECT id FROM api_keys")) == 1
