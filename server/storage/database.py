@@ -30,6 +30,9 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         options["connect_args"] = {"check_same_thread": False}
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
         event.listen(engine, "connect", _configure_sqlite)
+        # Let SQLAlchemy, not the sqlite3 module, issue BEGIN, so that
+        # SAVEPOINTs work (the writer relies on them).
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(
         parsed,
@@ -42,6 +45,7 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: see the "begin" listener
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; synchronous=FULL makes every
     # commit durable before it is acknowledged, even across a power loss.
@@ -63,7 +67,7 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except exc.IntegrityError as error:
-        if _is_unique_violation(error):
+        if is_unique_violation(error):
             raise DuplicateKey(str(error.orig)) from error
         raise
     except exc.OperationalError as error:
@@ -78,7 +82,7 @@ def translate_errors() -> Iterator[None]:
         raise
 
 
-def _is_unique_violation(error: exc.IntegrityError) -> bool:
+def is_unique_violation(error: exc.IntegrityError) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None)  # psycopg
     if sqlstate is not None:
         return sqlstate == "23505"

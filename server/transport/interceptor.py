@@ -35,23 +35,29 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
         self._prefix = service_prefix  # e.g. "/modelregistry.v1.ModelService/"
         self._authenticator = authenticator
         self._executor = executor
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         # Health and reflection are open to all; unknown methods stay UNIMPLEMENTED.
         if handler is None or not details.method.startswith(self._prefix):
             return handler
         if handler.unary_unary is None:
             raise NotImplementedError("only unary ModelService methods are served")
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             self._wrap(handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[details.method] = wrapped  # built once per method, not per call
+        return wrapped
 
     def _wrap(self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]):
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
