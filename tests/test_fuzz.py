@@ -44,13 +44,34 @@ SEEN: dict[str, Counter] = {"grpc": Counter(), "http": Counter(), "grpc-bytes": 
 
 edge_text = st.one_of(
     st.text(max_size=300),
-    st.sampled_from(["", " ", "\x00", "a\x00b", "\u202eabc", "e\u0301", "\ufeff", "é" * 256,
-                     "é" * 257, "x" * 257, "😀" * 100, "\n", "javascript:alert(1)",
-                     "data:image/png;base64,AAAA", "/static/x.png", "//evil", "null"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "a\x00b",
+            "\u202eabc",
+            "e\u0301",
+            "\ufeff",
+            "é" * 256,
+            "é" * 257,
+            "x" * 257,
+            "😀" * 100,
+            "\n",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "/static/x.png",
+            "//evil",
+            "null",
+        ]
+    ),
 )
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**60), 2**60),
-    st.floats(allow_nan=False, allow_infinity=False), edge_text,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**60), 2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    edge_text,
 )
 json_values = st.recursive(
     json_scalars,
@@ -63,10 +84,23 @@ auth_values = st.one_of(
     st.just(f"Bearer {ADMIN_KEY}"),
     st.just(f"bearer {ADMIN_KEY}"),
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
-    st.sampled_from(["Bearer", "Bearer ", "Basic x", f"Bearer {ADMIN_KEY}x", f"Bearer  {ADMIN_KEY}"]),
+    st.sampled_from(
+        ["Bearer", "Bearer ", "Basic x", f"Bearer {ADMIN_KEY}x", f"Bearer  {ADMIN_KEY}"]
+    ),
 )
-FIELDS = ["id", "name", "base_model_id", "params", "meta", "access_grants", "is_active",
-          "user_id", "created_at", "updated_at", "extra"]
+FIELDS = [
+    "id",
+    "name",
+    "base_model_id",
+    "params",
+    "meta",
+    "access_grants",
+    "is_active",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "extra",
+]
 
 
 @st.composite
@@ -109,12 +143,19 @@ def grpc_models(draw) -> dict:
         model["base_model_id"] = draw(grpc_text)
     if draw(st.booleans()):
         model["is_active"] = draw(st.booleans())
-    model["access_grants"] = draw(st.lists(
-        st.fixed_dictionaries({}, optional={
-            "access_type": st.one_of(grpc_text, st.sampled_from(["user", "group"])),
-            "access_id": grpc_text,
-            "permission": st.one_of(grpc_text, st.sampled_from(["read", "write"])),
-        }), max_size=4))
+    model["access_grants"] = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "access_type": st.one_of(grpc_text, st.sampled_from(["user", "group"])),
+                    "access_id": grpc_text,
+                    "permission": st.one_of(grpc_text, st.sampled_from(["read", "write"])),
+                },
+            ),
+            max_size=4,
+        )
+    )
     return model
 
 
@@ -153,7 +194,10 @@ def test_http_answers_are_success_or_client_errors(target: Registry, body, autho
     model_id, payload = body
     existed = model_id is not None and row_exists(target, model_id)
     response = http_request(
-        target.http_port, "POST", "/api/models/create", payload,
+        target.http_port,
+        "POST",
+        "/api/models/create",
+        payload,
         headers={"Authorization": authorization},
     )
     SEEN["http"][response.status] += 1
@@ -178,8 +222,9 @@ def test_grpc_answers_are_success_or_client_errors(target: Registry, model, auth
 
         stub = pb_grpc.ModelServiceStub(channel)
         try:
-            stub.CreateModel(model_request(model), metadata=[("authorization", authorization)],
-                             timeout=10)
+            stub.CreateModel(
+                model_request(model), metadata=[("authorization", authorization)], timeout=10
+            )
             code = grpc.StatusCode.OK
         except grpc.RpcError as error:
             code = error.code()
