@@ -5,6 +5,8 @@
     python3 tasks.py test [ARGS]    run the test suite (pytest ARGS)
     python3 tasks.py generate       regenerate generated/ from protos/
     python3 tasks.py bench [ARGS]   benchmark (bench/bench.py --help)
+    python3 tasks.py soak [ARGS]    mixed load for a while (bench/soak.py --help)
+    python3 tasks.py fuzz           10,000 generated hostile requests per surface
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
 
 Each first makes .venv and installs the project with its dependencies into it
@@ -45,6 +47,9 @@ COMMANDS = {
     "test": [str(BIN / "python"), "-m", "pytest"],
     "generate": [str(BIN / "python"), str(ROOT / "tools" / "generate_protos.py")],
     "bench": [str(BIN / "python"), str(ROOT / "bench" / "bench.py")],
+    "soak": [str(BIN / "python"), str(ROOT / "bench" / "soak.py")],
+    # The fuzz tests with 10,000 generated requests per surface; -s shows the counts.
+    "fuzz": [str(BIN / "python"), "-m", "pytest", "-s", "-q", "tests/test_fuzz.py"],
 }
 
 
@@ -54,6 +59,8 @@ def main() -> None:
         sys.exit(2)
     ensure_venv()
     command = COMMANDS[sys.argv[1]] + sys.argv[2:]
+    if sys.argv[1] == "fuzz":
+        os.environ.setdefault("FUZZ_EXAMPLES", "10000")
     os.chdir(ROOT)
     os.execv(command[0], command)
 

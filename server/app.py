@@ -24,6 +24,7 @@ class App:
     accounts: Accounts
 
     def close(self) -> None:
+        self.models.close()
         self.engine.dispose()
 
 

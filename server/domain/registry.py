@@ -13,7 +13,7 @@ from .validation import build_model
 
 
 class ModelStore(Protocol):
-    def insert(self, model: Model) -> None: ...
+    async def insert(self, model: Model) -> None: ...
 
 
 class ModelRegistry:
@@ -21,13 +21,13 @@ class ModelRegistry:
         self._store = store
         self._clock = clock
 
-    def create_model(self, caller: Principal, draft: ModelDraft) -> Model:
+    async def create_model(self, caller: Principal, draft: ModelDraft) -> Model:
         # Permission first: a caller without rights learns nothing about ids.
         if not caller.may_create_models:
             raise PermissionDenied()
         model = build_model(draft, user_id=caller.user_id, now=int(self._clock()))
         try:
-            self._store.insert(model)  # the primary key decides uniqueness
+            await self._store.insert(model)  # the primary key decides uniqueness
         except DuplicateKey as error:
             raise ModelIdTaken() from error
         except StorageUnavailable as error:

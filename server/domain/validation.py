@@ -13,6 +13,9 @@ from .errors import FieldViolation, InvalidArgument
 from .models import AccessGrant, JsonObject, Model, ModelDraft
 
 MAX_ID_LENGTH = 256  # Unicode code points
+# Objects and arrays inside params or meta nest at most this deep (protobuf
+# decoding itself stops a little deeper).
+MAX_JSON_DEPTH = 24
 ID_TOO_LONG = f"Model ID is too long (max {MAX_ID_LENGTH} characters)"
 DEFAULT_PROFILE_IMAGE_URL = "/static/favicon.png"
 
@@ -159,29 +162,30 @@ def _is_image_url(value: Any) -> bool:
 
 
 def _check_json_values(field: str, value: Any, out: list[FieldViolation]) -> None:
-    if _holds_unstorable(value):
-        out.append(
-            FieldViolation(
-                field, f"{field} must not contain NaN, infinite numbers or NUL characters"
-            )
-        )
+    problem = _unstorable(value)
+    if problem is not None:
+        out.append(FieldViolation(field, f"{field} {problem}"))
 
 
-def _holds_unstorable(value: Any) -> bool:
-    """True for what no JSON document can hold: NaN and infinities (gRPC clients
-    can send them in a Struct) and NUL characters (PostgreSQL text refuses them)."""
-    stack = [value]
+def _unstorable(value: Any) -> str | None:
+    """What no stored JSON document may hold: NaN and infinities (gRPC clients
+    can send them in a Struct), NUL characters (PostgreSQL text refuses them)
+    and nesting deeper than MAX_JSON_DEPTH."""
+    stack = [(value, 0)]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if any("\x00" in key for key in item):
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"nests deeper than {MAX_JSON_DEPTH} levels"
+            if isinstance(item, dict):
+                if any("\x00" in key for key in item):
+                    return "must not contain NUL characters"
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                return True
+                return "must not contain NaN or infinite numbers"
         elif isinstance(item, str) and "\x00" in item:
-            return True
-    return False
+            return "must not contain NUL characters"
+    return None

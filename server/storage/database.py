@@ -48,6 +48,9 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         options["connect_args"] = {"check_same_thread": False}
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
         event.listen(engine, "connect", _configure_sqlite)
+        # Let SQLAlchemy, not the sqlite3 module, issue BEGIN, so that
+        # SAVEPOINTs work (the writer relies on them).
+        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
         return engine
     if parsed.get_backend_name() == "postgresql":
         options["connect_args"] = {
@@ -92,6 +95,7 @@ def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: see the "begin" listener
     cursor = dbapi_connection.cursor()
     # First: switching a new file to WAL takes a lock another process may hold.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -109,7 +113,7 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except exc.IntegrityError as error:
-        if _is_unique_violation(error):
+        if is_unique_violation(error):
             raise DuplicateKey(str(error.orig)) from error
         raise
     except exc.OperationalError as error:
@@ -124,7 +128,7 @@ def translate_errors() -> Iterator[None]:
         raise
 
 
-def _is_unique_violation(error: exc.IntegrityError) -> bool:
+def is_unique_violation(error: exc.IntegrityError) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None)  # psycopg
     if sqlstate is not None:
         return sqlstate == "23505"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,15 +11,17 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from ..domain.models import AccessGrant, Model, Principal
 from .database import translate_errors
 from .tables import api_keys, models, users
+from .writer import BatchWriter
 
 
 class ModelRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert = insert(models)
+        self._writer = BatchWriter(engine, insert(models))
 
-    def insert(self, model: Model) -> None:
-        """Store a new model; DuplicateKey if its id is taken."""
+    async def insert(self, model: Model) -> None:
+        """Store a new model, durably, before returning; DuplicateKey if its
+        id is taken, StorageUnavailable if the database cannot take it."""
         row = {
             "id": model.id,
             "user_id": model.user_id,
@@ -34,8 +37,10 @@ class ModelRepository:
             "created_at": model.created_at,
             "updated_at": model.updated_at,
         }
-        with translate_errors(), self._engine.begin() as connection:
-            connection.execute(self._insert, row)
+        await asyncio.wrap_future(self._writer.submit(row))
+
+    def close(self) -> None:
+        self._writer.close()
 
     def get(self, model_id: str) -> Model | None:
         with translate_errors(), self._engine.connect() as connection:

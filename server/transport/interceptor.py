@@ -11,14 +11,22 @@ from concurrent.futures import Executor
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from ..domain.auth import Authenticator
-from ..domain.errors import DomainError
+from ..domain.errors import DomainError, FieldViolation, InvalidArgument
 from ..domain.models import Principal
+from ..domain.validation import MAX_JSON_DEPTH
 from .status import internal_status, status_for
 
 log = logging.getLogger(__name__)
+
+UNDECODABLE = FieldViolation(
+    "request",
+    f"request could not be decoded: malformed, or params/meta nested deeper than"
+    f" {MAX_JSON_DEPTH} levels",
+)
 
 _caller: contextvars.ContextVar[Principal] = contextvars.ContextVar("caller")
 
@@ -35,28 +43,43 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
         self._prefix = service_prefix  # e.g. "/modelregistry.v1.ModelService/"
         self._authenticator = authenticator
         self._executor = executor
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         # Health and reflection are open to all; unknown methods stay UNIMPLEMENTED.
         if handler is None or not details.method.startswith(self._prefix):
             return handler
         if handler.unary_unary is None:
             raise NotImplementedError("only unary ModelService methods are served")
-        return grpc.unary_unary_rpc_method_handler(
-            self._wrap(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+        # The request is decoded inside the guard, so that a malformed or
+        # too deeply nested message is INVALID_ARGUMENT, not UNKNOWN.
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._wrap(handler.unary_unary, handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[details.method] = wrapped  # built once per method, not per call
+        return wrapped
 
-    def _wrap(self, behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]):
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap(
+        self,
+        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+        deserialize: Callable[[bytes], Any],
+    ):
+        async def guarded(raw_request: bytes, context: grpc.aio.ServicerContext) -> Any:
             try:
                 caller = await self._authenticate(context)
+                try:
+                    request = deserialize(raw_request)
+                except DecodeError:
+                    raise InvalidArgument([UNDECODABLE]) from None
                 token = _caller.set(caller)
                 try:
                     return await behavior(request, context)

@@ -36,7 +36,7 @@ def create_server(
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ],
     )
-    pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry, executor), server)
+    pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

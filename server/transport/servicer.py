@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import Executor
-
 import grpc
 
 from modelregistry.v1 import model_service_pb2 as pb
@@ -16,16 +13,12 @@ from .interceptor import current_caller
 
 
 class ModelService(pb_grpc.ModelServiceServicer):
-    def __init__(self, registry: ModelRegistry, executor: Executor) -> None:
+    def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
-        self._executor = executor  # database work runs here, off the event loop
 
     async def CreateModel(
         self, request: pb.CreateModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.Model:
         draft = draft_from_proto(request.model)
-        loop = asyncio.get_running_loop()
-        model = await loop.run_in_executor(
-            self._executor, self._registry.create_model, current_caller(), draft
-        )
+        model = await self._registry.create_model(current_caller(), draft)
         return model_to_proto(model)

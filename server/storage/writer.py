@@ -1,0 +1,97 @@
+"""Group commit: one thread owns model inserts. Concurrent creates queue up
+and are committed together, so one commit (one fsync) acknowledges a whole
+batch; a row that fails (a taken id) never fails its neighbours."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy import Engine, Insert, exc
+
+from .database import is_unique_violation, translate_errors
+from .errors import DuplicateKey
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+_STOP = object()
+
+
+class BatchWriter:
+    def __init__(self, engine: Engine, statement: Insert, *, max_batch: int = 256) -> None:
+        self._engine = engine
+        self._statement = statement
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, row: Row) -> Future[None]:
+        """Queue `row`; the future resolves once it is committed, or fails with
+        DuplicateKey or StorageUnavailable."""
+        future: Future[None] = Future()
+        self._queue.put((row, future))
+        return future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            # A create whose caller gave up before its turn is not written.
+            batch = [
+                (row, future) for row, future in batch if future.set_running_or_notify_cancel()
+            ]
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[tuple[Row, Future[None]]]) -> None:
+        failures: dict[int, BaseException] = {}
+        try:
+            with translate_errors(), self._engine.begin() as connection:
+                try:
+                    # The common case: every row is new, one statement for all.
+                    with connection.begin_nested():
+                        connection.execute(self._statement, [row for row, _ in batch])
+                except exc.IntegrityError:
+                    # Some row broke a constraint: insert one by one, each in
+                    # its own savepoint, so the others still commit.
+                    for index, (row, _) in enumerate(batch):
+                        try:
+                            with connection.begin_nested():
+                                connection.execute(self._statement, row)
+                        except exc.IntegrityError as error:
+                            if not is_unique_violation(error):
+                                raise
+                            failures[index] = DuplicateKey(str(error.orig))
+        except Exception as error:  # the whole transaction failed: so did every row
+            if not isinstance(error, exc.SQLAlchemyError):
+                log.exception("model batch failed")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for index, (_, future) in enumerate(batch):
+            if index in failures:
+                future.set_exception(failures[index])
+            else:
+                future.set_result(None)
