@@ -84,7 +84,9 @@ async def _grpc_load(target, method, prefix, concurrency, seconds):
                 return stub.Check(request, timeout=10)
         else:
             stub = pb_grpc.ModelServiceStub(channel)
-            template = json_format.ParseDict({"model": {"id": "x", **MODEL}}, pb.CreateModelRequest())
+            template = json_format.ParseDict(
+                {"model": {"id": "x", **MODEL}}, pb.CreateModelRequest()
+            )
 
             def call(n):
                 request = pb.CreateModelRequest()
@@ -111,8 +113,9 @@ async def _grpc_load(target, method, prefix, concurrency, seconds):
         return latencies, errors, time.perf_counter() - began
 
 
-def grpc_load(target: str, method: str, prefix: str, seconds: float, processes: int,
-              concurrency: int = 32) -> Load:
+def grpc_load(
+    target: str, method: str, prefix: str, seconds: float, processes: int, concurrency: int = 32
+) -> Load:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
@@ -148,12 +151,14 @@ def ensure_wrk() -> str:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("installing wrk (apt-get install wrk)", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "wrk"], check=False, stdout=subprocess.DEVNULL
+        )
         if not shutil.which("wrk"):
             subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL
+            )
         found = shutil.which("wrk")
     if not found:
         sys.exit("bench needs wrk: apt-get install wrk")
@@ -163,9 +168,18 @@ def ensure_wrk() -> str:
 def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -> Load:
     threads = max(1, min(2, connections))
     result = subprocess.run(
-        [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "-s", str(HERE / "wrk_create.lua"), f"http://127.0.0.1:{port}/api/models/create"],
-        capture_output=True, text=True, env={**os.environ, "BENCH_KEY": BENCH_KEY, "BENCH_RUN": run},
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            str(HERE / "wrk_create.lua"),
+            f"http://127.0.0.1:{port}/api/models/create",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BENCH_KEY": BENCH_KEY, "BENCH_RUN": run},
         timeout=seconds + 60,
     )
     line = next((x for x in result.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
@@ -173,8 +187,9 @@ def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -
         raise RuntimeError(f"wrk failed: {result.stdout}{result.stderr}")
     data = json.loads(line.removeprefix("WRK_RESULT "))
     errors = data["non2xx"] + data["socket_errors"]
-    return Load(data["requests"] - data["non2xx"], errors, data["seconds"], data["p50_ms"],
-                data["p99_ms"])
+    return Load(
+        data["requests"] - data["non2xx"], errors, data["seconds"], data["p50_ms"], data["p99_ms"]
+    )
 
 
 # -- the service -----------------------------------------------------------------
@@ -189,9 +204,20 @@ def free_port() -> int:
 def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "MODEL_REGISTRY_ADMIN_KEY": BENCH_KEY}
     process = subprocess.Popen(
-        [str(BIN / "model-registry"), "--database-url", f"sqlite:///{database}", "serve",
-         "--port", "0", "--http-port", str(http_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            str(BIN / "model-registry"),
+            "--database-url",
+            f"sqlite:///{database}",
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            str(http_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     target = None
     for line in process.stdout:
@@ -222,8 +248,9 @@ def seed(database: Path, count: int) -> float:
     db = sqlite3.connect(database)
     db.execute("PRAGMA synchronous=OFF")
     params = json.dumps(MODEL["params"], separators=(",", ":"))
-    meta = json.dumps({**MODEL["meta"], "profile_image_url": "/static/favicon.png"},
-                      separators=(",", ":"))
+    meta = json.dumps(
+        {**MODEL["meta"], "profile_image_url": "/static/favicon.png"}, separators=(",", ":")
+    )
     grants = json.dumps(MODEL["access_grants"], separators=(",", ":"))
     now = int(time.time())
     batch = 50_000
@@ -233,8 +260,10 @@ def seed(database: Path, count: int) -> float:
                 "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
                 " access_grants, is_active, created_at, updated_at)"
                 " VALUES (?, 'admin', 'gpt-4', 'Seeded', ?, ?, ?, 1, ?, ?)",
-                ((f"seed-{n:08d}", params, meta, grants, now, now)
-                 for n in range(start, min(count, start + batch))),
+                (
+                    (f"seed-{n:08d}", params, meta, grants, now, now)
+                    for n in range(start, min(count, start + batch))
+                ),
             )
     db.close()
     return time.perf_counter() - started
@@ -253,7 +282,9 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each timed run")
-    parser.add_argument("--seed", type=int, default=1_000_000, help="models stored for the full-database run")
+    parser.add_argument(
+        "--seed", type=int, default=1_000_000, help="models stored for the full-database run"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 s runs, 10,000 seeded")
     args = parser.parse_args()
     if args.quick:
@@ -282,15 +313,20 @@ def main() -> None:
             service.wait(30)
 
     print()
-    print(f"model registry benchmark: {os.cpu_count()} cores ({cpu_model()}), SQLite, "
-          f"{args.seconds:g} s per run, gRPC load from {processes} Python processes x 32 streams")
+    print(
+        f"model registry benchmark: {os.cpu_count()} cores ({cpu_model()}), SQLite, "
+        f"{args.seconds:g} s per run, gRPC load from {processes} Python processes x 32 streams"
+    )
     print()
-    print(f"{'measure':<44}{'per second':>12}{'vs ceiling':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    header = ("measure", "per second", "vs ceiling", "p50 ms", "p99 ms", "errors")
+    print("{:<44}{:>12}{:>12}{:>9}{:>9}{:>8}".format(*header))
 
     def row(name: str, load: Load, ratio: bool = True) -> None:
         share = f"{100 * load.rate / health.rate:.0f}%" if ratio else ""
-        print(f"{name:<44}{load.rate:>12,.0f}{share:>12}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
-              f"{load.errors:>8}")
+        print(
+            f"{name:<44}{load.rate:>12,.0f}{share:>12}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
+            f"{load.errors:>8}"
+        )
 
     row("Health/Check over gRPC (the ceiling)", health, ratio=False)
     row("CreateModel over gRPC, empty database", create)
@@ -299,10 +335,14 @@ def main() -> None:
     row(f"CreateModel over gRPC, {args.seed:,} stored", full)
     drop = 100 * (1 - full.rate / create.rate) if create.rate else 0
     print()
-    print(f"creates/s with {args.seed:,} stored vs empty: {drop:+.1f}% drop "
-          f"(seeded in {seed_seconds:.1f} s, outside the timing)")
-    print(f"server RSS: start {rss_start:.1f} MiB, after warm-up {rss_warm:.1f} MiB, "
-          f"end {rss_end:.1f} MiB")
+    print(
+        f"creates/s with {args.seed:,} stored vs empty: {drop:+.1f}% drop "
+        f"(seeded in {seed_seconds:.1f} s, outside the timing)"
+    )
+    print(
+        f"server RSS: start {rss_start:.1f} MiB, after warm-up {rss_warm:.1f} MiB, "
+        f"end {rss_end:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

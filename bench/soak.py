@@ -27,10 +27,10 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BENCH_KEY, MODEL, free_port, rss_mib, start_service  # noqa: E402
-
 from modelregistry.v1 import model_service_pb2 as pb  # noqa: E402
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc  # noqa: E402
+
+from bench import BENCH_KEY, MODEL, free_port, rss_mib, start_service  # noqa: E402
 
 # kind of request -> the answers it may get
 EXPECTED = {
@@ -75,8 +75,13 @@ def main() -> None:
             for n in itertools.count():
                 if time.monotonic() > deadline:
                     return
-                kind = ("grpc-new", "grpc-duplicate", "grpc-invalid", "grpc-bad-key",
-                        "grpc-health")[n % 5]
+                kind = (
+                    "grpc-new",
+                    "grpc-duplicate",
+                    "grpc-invalid",
+                    "grpc-bad-key",
+                    "grpc-health",
+                )[n % 5]
                 if kind == "grpc-health":
                     health.Check(health_pb2.HealthCheckRequest(), timeout=10)
                     record(kind, "OK")
@@ -107,9 +112,12 @@ def main() -> None:
             if kind == "http-invalid":
                 model["params"] = {"max_tokens": -1}
             key = BENCH_KEY if kind != "http-bad-key" else "no"
-            connection.request("POST", "/api/models/create", json.dumps(model),
-                               {"Authorization": f"Bearer {key}",
-                                "Content-Type": "application/json"})
+            connection.request(
+                "POST",
+                "/api/models/create",
+                json.dumps(model),
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
             response = connection.getresponse()
             response.read()
             record(kind, response.status)
@@ -118,11 +126,14 @@ def main() -> None:
         http_port = free_port()
         service, target = start_service(Path(scratch) / "soak.db", http_port)
         try:
+
             def run(seconds: float) -> float:
                 started = time.monotonic()
                 threads = [
-                    threading.Thread(target=grpc_worker if i % 2 else http_worker,
-                                     args=(target if i % 2 else http_port, started + seconds))
+                    threading.Thread(
+                        target=grpc_worker if i % 2 else http_worker,
+                        args=(target if i % 2 else http_port, started + seconds),
+                    )
                     for i in range(args.threads)
                 ]
                 for thread in threads:
@@ -145,13 +156,17 @@ def main() -> None:
             exit_code = service.wait(30)
 
     total = sum(answers.values())
-    print(f"soak: {args.seconds:g} s, {args.threads} threads, {total:,} requests, "
-          f"{total / elapsed:,.0f}/s")
+    print(
+        f"soak: {args.seconds:g} s, {args.threads} threads, {total:,} requests, "
+        f"{total / elapsed:,.0f}/s"
+    )
     for (kind, answer), count in sorted(answers.items(), key=lambda x: str(x)):
         print(f"  {kind:<16} {answer!s:<18} {count:>8,}")
     print(f"unexpected answers: {sum(unexpected.values())} {dict(unexpected) or ''}")
-    print(f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB; "
-          f"open fds: start {fds_start}, end {fds_end}; exit code {exit_code}")
+    print(
+        f"server RSS: start {rss_start:.1f} MiB, end {rss_end:.1f} MiB; "
+        f"open fds: start {fds_start}, end {fds_end}; exit code {exit_code}"
+    )
     if unexpected or exit_code != 0:
         sys.exit(1)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from postgres import PostgresServer
 from support import ADMIN_KEY, Client, Registry, start_registry
 

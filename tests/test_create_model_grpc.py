@@ -10,6 +10,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from spec_examples import SPEC_REQUEST, SPEC_RESPONSE, minimal
 from support import Client, Registry, as_json, model_request, status_details
 
@@ -461,3 +462,22 @@ def test_no_key_is_ever_printed_or_logged(registry: Registry, admin: Client, uni
     log = "".join(registry.output)
     assert admin.key not in log
     assert "mr-some-wrong-key" not in log
+
+
+def test_a_taken_id_never_fails_the_creates_committed_with_it(admin: Client, unique_id: str):
+    taken = [f"{unique_id}-taken-{n}" for n in range(24)]
+    for model_id in taken:
+        admin.create(minimal(model_id))
+    fresh = [f"{unique_id}-fresh-{n}" for n in range(24)]
+    mixed = [m for pair in zip(taken, fresh, strict=True) for m in pair]
+
+    def attempt(model_id: str):
+        try:
+            return admin.create(minimal(model_id)).id
+        except grpc.RpcError as error:
+            return error.code()
+
+    with ThreadPoolExecutor(len(mixed)) as pool:  # all at once: they share commits
+        results = dict(zip(mixed, pool.map(attempt, mixed), strict=True))
+    assert all(results[m] == m for m in fresh)
+    assert all(results[m] == grpc.StatusCode.ALREADY_EXISTS for m in taken)

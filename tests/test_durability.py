@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
-from collections import Counter
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
@@ -59,8 +60,8 @@ def stored_models(database_url: str) -> dict[str, tuple]:
     return {row.id: row for row in rows}
 
 
-def test_acknowledged_creates_survive_kill_9(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_acknowledged_creates_survive_kill_9(database_url_factory: Callable[[], str]):
+    url = database_url_factory()
     registry = start_registry(url)
     stop = threading.Event()
     load = Load()
@@ -79,9 +80,11 @@ def test_acknowledged_creates_survive_kill_9(tmp_path: Path):
         stored = stored_models(url)
         lost = [model_id for model_id in acked if model_id not in stored]
         assert lost == [], f"{len(lost)} acknowledged creates lost"
-        for model_id in acked:
+        for model_id in acked:  # intact: the row is the one acknowledged
             row = stored[model_id]
-            assert row.name == "A model" and '"max_tokens":10' in str(row.params).replace(" ", "")
+            params = row.params if isinstance(row.params, dict) else json.loads(row.params)
+            sent = int(model_id.rsplit("-", 1)[1]) + 1
+            assert row.name == "A model" and params == {"n": sent, "max_tokens": 10}
         # and the service works on the recovered database
         with grpc.insecure_channel(restarted.grpc_target) as channel:
             assert Client(channel, ADMIN_KEY).create(minimal("after-crash")).id == "after-crash"
@@ -89,8 +92,8 @@ def test_acknowledged_creates_survive_kill_9(tmp_path: Path):
         assert restarted.stop() == 0
 
 
-def test_sigterm_finishes_in_flight_calls_and_exits_0(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+def test_sigterm_finishes_in_flight_calls_and_exits_0(database_url_factory: Callable[[], str]):
+    url = database_url_factory()
     registry = start_registry(url)
     with grpc.insecure_channel(registry.grpc_target) as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(

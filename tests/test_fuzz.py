@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,7 @@ CLIENT_CODES = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 CLIENT_STATUSES = {200, 400, 401, 404, 413}
+_engines: dict[str, sa.Engine] = {}  # one per registry, to read its rows
 SEEN: dict[str, Counter] = {"grpc": Counter(), "http": Counter(), "grpc-bytes": Counter()}
 
 # -- strategies ------------------------------------------------------------------
@@ -171,10 +171,11 @@ def _no_surrogates(value) -> bool:
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    registry = start_registry(f"sqlite:///{path}", http=True)
+def target(database_url_factory: Callable[[], str]) -> Iterator[Registry]:
+    registry = start_registry(database_url_factory(), http=True)
+    _engines[registry.database_url] = sa.create_engine(registry.database_url)
     yield registry
+    _engines.pop(registry.database_url).dispose()
     assert registry.stop() == 0
     for surface, counts in SEEN.items():
         if counts:
@@ -184,8 +185,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 def row_exists(registry: Registry, model_id: str) -> bool:
-    with sqlite3.connect(Path(registry.database_url.removeprefix("sqlite:///"))) as db:
-        return db.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone() is not None
+    if "\x00" in model_id:
+        return False  # PostgreSQL cannot even be asked; the service rejects such ids
+    with _engines[registry.database_url].connect() as connection:
+        query = sa.text("SELECT 1 FROM models WHERE id = :id")
+        return connection.execute(query, {"id": model_id}).first() is not None
 
 
 @FUZZ

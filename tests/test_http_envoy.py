@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from modelregistry_server.envoy import DEFAULT_CONFIG, EnvoyOptions, EnvoyProcess, envoy_binary
+
 from spec_examples import SPEC_REQUEST, SPEC_RESPONSE, minimal
 from support import (
     ADMIN_KEY,
@@ -22,8 +25,6 @@ from support import (
     query,
     start_registry,
 )
-
-from modelregistry_server.envoy import DEFAULT_CONFIG, EnvoyOptions, EnvoyProcess, envoy_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = ["/api/models/create", "/api/v1/models/create"]

@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from support import MODEL_REGISTRY, Registry, query, start_registry
 
 from modelregistry_server.app import build_app
 from modelregistry_server.config import Settings
 from modelregistry_server.storage.migrations import head_revision, upgrade
 from modelregistry_server.storage.tables import metadata
+
+from support import MODEL_REGISTRY, Registry, query, start_registry
 
 NewDatabase = Callable[[], str]
 

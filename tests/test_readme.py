@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support import ADMIN_KEY, BIN, Registry, start_registry
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+
 from postgres import PostgresServer
 from spec_examples import minimal
 from support import ADMIN_KEY, MODEL_REGISTRY, Client, Registry, free_port, query, start_registry

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from spec_examples import minimal
 from support import (
     ADMIN_KEY,

@@ -4,18 +4,15 @@ batch; a row that fails (a taken id) never fails its neighbours."""
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from concurrent.futures import Future
 from typing import Any
 
-from sqlalchemy import Engine, Insert, exc
+from sqlalchemy import Connection, Engine, Insert, exc
 
 from .database import is_unique_violation, translate_errors
 from .errors import DuplicateKey
-
-log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 _STOP = object()
@@ -66,6 +63,9 @@ class BatchWriter:
                 self._write(batch)
 
     def _write(self, batch: list[tuple[Row, Future[None]]]) -> None:
+        # Rows in id order: concurrent batches (other replicas) then take the
+        # unique-index locks in the same order and cannot deadlock.
+        batch.sort(key=lambda item: item[0]["id"])
         failures: dict[int, BaseException] = {}
         try:
             with translate_errors(), self._engine.begin() as connection:
@@ -73,20 +73,13 @@ class BatchWriter:
                     # The common case: every row is new, one statement for all.
                     with connection.begin_nested():
                         connection.execute(self._statement, [row for row, _ in batch])
-                except exc.IntegrityError:
-                    # Some row broke a constraint: insert one by one, each in
-                    # its own savepoint, so the others still commit.
-                    for index, (row, _) in enumerate(batch):
-                        try:
-                            with connection.begin_nested():
-                                connection.execute(self._statement, row)
-                        except exc.IntegrityError as error:
-                            if not is_unique_violation(error):
-                                raise
-                            failures[index] = DuplicateKey(str(error.orig))
-        except Exception as error:  # the whole transaction failed: so did every row
-            if not isinstance(error, exc.SQLAlchemyError):
-                log.exception("model batch failed")
+                except exc.StatementError as error:
+                    if _is_outage(error):
+                        raise
+                    # Some row failed: insert one by one, each in its own
+                    # savepoint, so that the others still commit.
+                    failures = self._write_one_by_one(connection, batch)
+        except Exception as error:  # the transaction failed, and so did every row
             for _, future in batch:
                 future.set_exception(error)
             return
@@ -95,3 +88,26 @@ class BatchWriter:
                 future.set_exception(failures[index])
             else:
                 future.set_result(None)
+
+    def _write_one_by_one(
+        self, connection: Connection, batch: list[tuple[Row, Future[None]]]
+    ) -> dict[int, BaseException]:
+        failures: dict[int, BaseException] = {}
+        for index, (row, _) in enumerate(batch):
+            try:
+                with connection.begin_nested():
+                    connection.execute(self._statement, row)
+            except exc.StatementError as error:
+                if _is_outage(error):
+                    raise
+                if isinstance(error, exc.IntegrityError) and is_unique_violation(error):
+                    failures[index] = DuplicateKey(str(error.orig))
+                else:
+                    failures[index] = error  # this row's own fault: INTERNAL for it alone
+        return failures
+
+
+def _is_outage(error: exc.StatementError) -> bool:
+    return isinstance(error, exc.OperationalError | exc.InterfaceError) or bool(
+        getattr(error, "connection_invalidated", False)
+    )
