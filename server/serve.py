@@ -9,7 +9,9 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from .app import build_app, database_executor
 from .config import Settings
@@ -25,7 +27,17 @@ LISTENING = re.compile(r"gRPC listening on (\S+):(\d+)$")
 
 
 def serve(settings: Settings, envoy: EnvoyOptions | None, admin_key: str | None) -> int:
-    return asyncio.run(_serve(settings, envoy, admin_key))
+    return _run(_serve(settings, envoy, admin_key))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed: about 30% more creates per second
+    than the standard event loop (BENCHMARKS.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def prepare_database(settings: Settings, admin_key: str | None) -> None:
@@ -112,7 +124,7 @@ def serve_replicas(
     replicas: int,
     child_args: list[str],
 ) -> int:
-    return asyncio.run(_serve_replicas(settings, envoy, admin_key, replicas, child_args))
+    return _run(_serve_replicas(settings, envoy, admin_key, replicas, child_args))
 
 
 async def _serve_replicas(
