@@ -145,24 +145,16 @@ def grpc_load(
 # -- HTTP load (wrk) ---------------------------------------------------------
 
 
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+def ensure_wrk() -> str | None:
+    """wrk's path; installed with apt-get when missing and running as root."""
+    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
         print("installing wrk (apt-get install wrk)", file=sys.stderr)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "wrk"], check=False, stdout=subprocess.DEVNULL
-        )
-        if not shutil.which("wrk"):
-            subprocess.run(["apt-get", "update", "-qq"], check=False, stdout=subprocess.DEVNULL)
-            subprocess.run(
-                ["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL
-            )
-        found = shutil.which("wrk")
-    if not found:
-        sys.exit("bench needs wrk: apt-get install wrk")
-    return found
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        install = ["apt-get", "install", "-y", "-qq", "wrk"]
+        if subprocess.run(install, **quiet).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], **quiet)
+            subprocess.run(install, **quiet)
+    return shutil.which("wrk")
 
 
 def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -> Load:
@@ -235,6 +227,17 @@ def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str
     return process, target
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in children.read_text().split()] if children.exists() else []
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -299,12 +302,24 @@ def main() -> None:
         try:
             rss_start = rss_mib(service.pid)
             grpc_load(target, "create", "warmup", 1.0, processes)
-            http_load(wrk, http_port, 32, 1.0, "warmup")
+            if wrk:
+                http_load(wrk, http_port, 32, 1.0, "warmup")
             rss_warm = rss_mib(service.pid)
 
             health = grpc_load(target, "health", "h", args.seconds, processes)
             create = grpc_load(target, "create", "empty", args.seconds, processes)
-            http = {c: http_load(wrk, http_port, c, args.seconds, f"c{c}") for c in (1, 32, 64)}
+            http = {}
+            envoy = child_pids(service.pid)[0]
+            server_cpu = envoy_cpu = None
+            for connections in (1, 32, 64) if wrk else ():
+                before = cpu_seconds(service.pid), cpu_seconds(envoy), time.monotonic()
+                http[connections] = http_load(
+                    wrk, http_port, connections, args.seconds, f"c{connections}"
+                )
+                spent = time.monotonic() - before[2]
+                if connections == 32:
+                    server_cpu = (cpu_seconds(service.pid) - before[0]) / spent
+                    envoy_cpu = (cpu_seconds(envoy) - before[1]) / spent
             seed_seconds = seed(database, args.seed)
             full = grpc_load(target, "create", "full", args.seconds, processes)
             rss_end = rss_mib(service.pid)
@@ -336,9 +351,16 @@ def main() -> None:
     drop = 100 * (1 - full.rate / create.rate) if create.rate else 0
     print()
     print(
-        f"creates/s with {args.seed:,} stored vs empty: {drop:+.1f}% drop "
+        f"creates/s with {args.seed:,} stored vs empty: {-drop:+.1f}% "
         f"(seeded in {seed_seconds:.1f} s, outside the timing)"
     )
+    if server_cpu is None:
+        print("JSON via Envoy: not measured, wrk is missing (apt-get install wrk)")
+    else:
+        print(
+            f"CPU during the 32-connection JSON run: server {100 * server_cpu:.0f}%, "
+            f"Envoy {100 * envoy_cpu:.0f}% (100% = one core of {os.cpu_count()})"
+        )
     print(
         f"server RSS: start {rss_start:.1f} MiB, after warm-up {rss_warm:.1f} MiB, "
         f"end {rss_end:.1f} MiB"
