@@ -99,7 +99,7 @@ def _http_filters(listener: dict[str, Any]) -> list[dict[str, Any]]:
     raise ValueError("envoy.yaml has no HTTP connection manager")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: Linux sends it SIGTERM when the server
     process dies, even by SIGKILL, so no orphan Envoy keeps the HTTP port."""
     if sys.platform.startswith("linux"):
@@ -139,7 +139,7 @@ class EnvoyProcess:
             # Several registries (and test runs) may share a machine.
             "--disable-hot-restart",
             stdin=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             # Ctrl-C in a terminal reaches the server only, which stops Envoy.
             start_new_session=True,
         )

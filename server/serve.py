@@ -16,7 +16,7 @@ from typing import Any
 from .app import build_app, database_executor
 from .config import Settings
 from .domain.accounts import IssuedKey
-from .envoy import EnvoyOptions, EnvoyProcess, _die_with_parent
+from .envoy import EnvoyOptions, EnvoyProcess, die_with_parent
 from .storage.migrations import upgrade
 from .transport.server import create_server, mark_serving
 
@@ -163,7 +163,7 @@ async def _serve_replicas(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=environment,
-            preexec_fn=_die_with_parent,  # no orphan replica if this process is killed
+            preexec_fn=die_with_parent,  # no orphan replica if this process is killed
             # Out of the terminal's process group: Ctrl-C reaches this process
             # only, which stops Envoy first and then the replicas, in order.
             start_new_session=True,

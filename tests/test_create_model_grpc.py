@@ -481,3 +481,42 @@ def test_a_taken_id_never_fails_the_creates_committed_with_it(admin: Client, uni
         results = dict(zip(mixed, pool.map(attempt, mixed), strict=True))
     assert all(results[m] == m for m in fresh)
     assert all(results[m] == grpc.StatusCode.ALREADY_EXISTS for m in taken)
+
+
+# -- limits ----------------------------------------------------------------------
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_params_nested_past_the_limit_are_invalid(admin: Client, registry: Registry, unique_id):
+    assert admin.create(minimal(unique_id, params=nested(24))).id == unique_id
+    error = admin.create_error(minimal(unique_id + "-deep", params=nested(26)))
+    assert_invalid(error, "params", "params nests deeper than 24 levels")
+    error = admin.create_error(minimal(unique_id + "-deeper", meta={"x": [[[nested(30)]]]}))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stored_row(registry, unique_id + "-deeper") is None
+
+
+def test_undecodably_deep_requests_are_invalid_not_internal(admin: Client, unique_id: str):
+    request = model_request(minimal(unique_id))
+    request.model.params.update(nested(60))  # deeper than protobuf decodes
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.stub.CreateModel(
+            request, metadata=[("authorization", f"Bearer {admin.key}")], timeout=10
+        )
+    assert_invalid(
+        caught.value,
+        "request",
+        "request could not be decoded: malformed, or params/meta nested deeper than 24 levels",
+    )
+
+
+def test_messages_over_the_size_limit_are_resource_exhausted(admin: Client, unique_id: str):
+    error = admin.create_error(minimal(unique_id, name="x" * (5 * 1024 * 1024)))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in error.details()

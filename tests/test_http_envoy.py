@@ -336,3 +336,12 @@ def test_envoy_goes_when_the_server_is_killed(tmp_path: Path):
             return  # nothing listens any more
         time.sleep(0.1)
     raise AssertionError("Envoy outlived the killed server")
+
+
+@pytest.mark.parametrize("depth", [30, 60, 5000])
+def test_deeply_nested_params_are_400(web: Registry, depth: int):
+    body = f'{{"id": "deep-{depth}", "name": "n", "meta": {{}}, "params": '
+    body += '{"a":' * depth + "1" + "}" * depth + "}"
+    detail = assert_detail(post(web, body), 400)
+    assert "deep" in detail
+    assert stored(web, f"deep-{depth}") is None
