@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         default=_env("DATABASE_URL", config.DEFAULT_DATABASE_URL),
         help="SQLAlchemy URL (env MODEL_REGISTRY_DATABASE_URL; default %(default)s)",
     )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=_env("LOG_LEVEL", "info"),
+        help="(env MODEL_REGISTRY_LOG_LEVEL; default %(default)s)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server and Envoy's JSON/HTTP face")
@@ -123,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # `serve` says what it migrated
     try:
@@ -185,6 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
     admin_key = os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None
     if args.replicas == 1:
         return serve(settings, envoy, admin_key)
+    os.environ["MODEL_REGISTRY_LOG_LEVEL"] = args.log_level  # replicas log alike
     child_args = [
         "--auth-cache-seconds",
         str(args.auth_cache_seconds),

@@ -50,6 +50,10 @@ edge_text = st.one_of(
             " ",
             "\x00",
             "a\x00b",
+            "\ud800",  # lone surrogates: JSON can escape them, UTF-8 cannot hold them
+            "a\udfffb",
+            "\u200f\u0627\u0644\u0645",  # right-to-left
+            "\u0301",  # a lone combining mark
             "\u202eabc",
             "e\u0301",
             "\ufeff",

@@ -16,6 +16,7 @@ from support import (
     Client,
     database_locked,
     execute,
+    http_request,
     is_sqlite,
     missing_models_table_message,
     query,
@@ -130,3 +131,27 @@ def test_signals_stop_the_server_cleanly(database_url_factory: NewDatabase, sig:
     registry = start_registry(database_url_factory())
     assert registry.stop(getattr(signal, sig)) == 0
     assert "stopped" in "".join(registry.output)
+
+
+def test_no_key_or_authorization_value_is_logged_even_at_debug(
+    database_url_factory: Callable[[], str],
+):
+    registry = start_registry(
+        database_url_factory(), http=True, env={"MODEL_REGISTRY_LOG_LEVEL": "debug"}
+    )
+    try:
+        user_key = registry.add_user("carol", can_create=True)
+        wrong = "mr-wrong-key-that-must-never-appear-in-any-log-line"
+        for key in (ADMIN_KEY, user_key, wrong):
+            http_request(registry.http_port, "POST", "/api/models/create", minimal("m"), key=key)
+            with grpc.insecure_channel(registry.grpc_target) as channel:
+                try:
+                    Client(channel, key).create(minimal("m"))
+                except grpc.RpcError:
+                    pass
+    finally:
+        assert registry.stop() == 0
+    log = "".join(registry.output)
+    assert " DEBUG " in log  # debug logging was on
+    for secret in (ADMIN_KEY, user_key, wrong, "Bearer "):
+        assert secret not in log
