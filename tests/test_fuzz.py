@@ -163,6 +163,14 @@ def grpc_models(draw) -> dict:
     return model
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+
+
 def _no_surrogates(value) -> bool:
     try:
         json.dumps(value, ensure_ascii=False).encode()
@@ -189,8 +197,8 @@ def target(database_url_factory: Callable[[], str]) -> Iterator[Registry]:
 
 
 def row_exists(registry: Registry, model_id: str) -> bool:
-    if "\x00" in model_id:
-        return False  # PostgreSQL cannot even be asked; the service rejects such ids
+    if "\x00" in model_id or not _encodable(model_id):
+        return False  # no database can be asked this; the service rejects such ids
     with _engines[registry.database_url].connect() as connection:
         query = sa.text("SELECT 1 FROM models WHERE id = :id")
         return connection.execute(query, {"id": model_id}).first() is not None
