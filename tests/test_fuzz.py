@@ -189,9 +189,11 @@ def target(database_url_factory: Callable[[], str]) -> Iterator[Registry]:
     yield registry
     _engines.pop(registry.database_url).dispose()
     assert registry.stop() == 0
+    backend = registry.database_url.split(":", 1)[0]
     for surface, counts in SEEN.items():
         if counts:
-            print(f"\nfuzz {surface}: {sum(counts.values())} cases: {dict(counts)}")
+            print(f"\nfuzz {surface} on {backend}: {sum(counts.values())} cases: {dict(counts)}")
+        counts.clear()
     log = "".join(registry.output)
     assert "Traceback" not in log and ADMIN_KEY not in log
 

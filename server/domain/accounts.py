@@ -43,15 +43,9 @@ class Accounts:
         """A new key for `user_id`: minted, or `key` if the operator chose one."""
         if not self._users.exists(user_id):
             raise AccountError(f"no user {user_id!r}")
-        if key is None:
-            key = mint_key()
-        elif not is_acceptable_key(key):
-            raise AccountError(
-                "a chosen key must be 32 to 512 printable ASCII characters, no spaces"
-            )
-        issued = IssuedKey(mint_key_id(), key)
+        issued = _new_key(key)
         try:
-            self._keys.insert(issued.id, user_id, hash_key(key), int(time.time()))
+            self._keys.insert(issued.id, user_id, hash_key(issued.key), int(time.time()))
         except DuplicateKey:
             raise AccountError("that key is in use already") from None
         return issued
@@ -68,16 +62,10 @@ class Accounts:
         return None."""
         if self._users.count() > 0:
             return None
-        if key is None:
-            key = mint_key()
-        elif not is_acceptable_key(key):
-            raise AccountError(
-                "a chosen key must be 32 to 512 printable ASCII characters, no spaces"
-            )
-        issued = IssuedKey(mint_key_id(), key)
+        issued = _new_key(key)
         admin = UserRow("admin", ROLE_ADMIN, True, int(time.time()))
         try:
-            self._users.insert_with_key(admin, issued.id, hash_key(key))
+            self._users.insert_with_key(admin, issued.id, hash_key(issued.key))
         except DuplicateKey:
             return None  # another server made the admin first
         return issued
@@ -87,3 +75,12 @@ class Accounts:
 
     def list_keys(self, user_id: str | None = None) -> Sequence[ApiKeyRow]:
         return self._keys.list(user_id)
+
+
+def _new_key(key: str | None) -> IssuedKey:
+    """A minted key, or the operator's own if it is acceptable."""
+    if key is None:
+        key = mint_key()
+    elif not is_acceptable_key(key):
+        raise AccountError("a chosen key must be 32 to 512 printable ASCII characters, no spaces")
+    return IssuedKey(mint_key_id(), key)

@@ -81,35 +81,28 @@ class ApiKeyRow:
     revoked_at: int | None
 
 
+def _user_values(user: UserRow) -> dict[str, object]:
+    return {
+        "id": user.id,
+        "role": user.role,
+        "can_create_models": user.can_create_models,
+        "created_at": user.created_at,
+    }
+
+
 class UserRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def insert(self, user: UserRow) -> None:
         with translate_errors(), self._engine.begin() as connection:
-            connection.execute(
-                insert(users),
-                {
-                    "id": user.id,
-                    "role": user.role,
-                    "can_create_models": user.can_create_models,
-                    "created_at": user.created_at,
-                },
-            )
+            connection.execute(insert(users), _user_values(user))
 
     def insert_with_key(self, user: UserRow, key_id: str, key_hash: str) -> None:
         """A user and its first key, in one transaction: both or neither;
         DuplicateKey if the user (or the key) exists already."""
         with translate_errors(), self._engine.begin() as connection:
-            connection.execute(
-                insert(users),
-                {
-                    "id": user.id,
-                    "role": user.role,
-                    "can_create_models": user.can_create_models,
-                    "created_at": user.created_at,
-                },
-            )
+            connection.execute(insert(users), _user_values(user))
             connection.execute(
                 insert(api_keys),
                 {
