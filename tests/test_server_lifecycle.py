@@ -3,6 +3,7 @@ every database backend."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from spec_examples import minimal
 from support import (
     ADMIN_KEY,
+    MODEL_REGISTRY,
     Client,
     database_locked,
     execute,
@@ -155,3 +157,16 @@ def test_no_key_or_authorization_value_is_logged_even_at_debug(
     assert " DEBUG " in log  # debug logging was on
     for secret in (ADMIN_KEY, user_key, wrong, "Bearer "):
         assert secret not in log
+
+
+def test_an_unopenable_sqlite_file_is_a_clear_error_not_a_hang(tmp_path: Path):
+    missing = tmp_path / "no-such-folder" / "r.db"
+    result = subprocess.run(
+        [MODEL_REGISTRY, "--database-url", f"sqlite:///{missing}", "serve", "--no-http"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "database unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
