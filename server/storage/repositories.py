@@ -1,4 +1,5 @@
-"""Queries, one short transaction each."""
+"""Queries, one short transaction each; model inserts are group-committed
+(writer.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from ..domain.models import AccessGrant, Model, Principal
+from ..domain.models import Model, Principal
 from .database import translate_errors
 from .tables import api_keys, models, users
 from .writer import BatchWriter
@@ -16,7 +17,6 @@ from .writer import BatchWriter
 
 class ModelRepository:
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
         self._writer = BatchWriter(engine, insert(models))
 
     async def insert(self, model: Model) -> None:
@@ -41,28 +41,6 @@ class ModelRepository:
 
     def close(self) -> None:
         self._writer.close()
-
-    def get(self, model_id: str) -> Model | None:
-        with translate_errors(), self._engine.connect() as connection:
-            row = connection.execute(select(models).where(models.c.id == model_id)).first()
-        if row is None:
-            return None
-        return Model(
-            id=row.id,
-            user_id=row.user_id,
-            base_model_id=row.base_model_id,
-            name=row.name,
-            params=row.params,
-            meta=row.meta,
-            access_grants=[AccessGrant(**grant) for grant in row.access_grants],
-            is_active=row.is_active,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
-
-    def count(self) -> int:
-        with translate_errors(), self._engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(models)).scalar_one()
 
 
 @dataclass(frozen=True, slots=True)
