@@ -96,7 +96,8 @@ def test_minimal_model_prints_every_field(web: Registry, unique_id: str):
     body = post(web, minimal(unique_id)).json()
     assert body["access_grants"] == [] and body["is_active"] is True
     assert body["params"] == {} and body["meta"] == {"profile_image_url": "/static/favicon.png"}
-    assert "base_model_id" not in body  # absent, as sent
+    assert body["base_model_id"] is None  # the key is always there, null when unset
+    assert list(body) == list(SPEC_RESPONSE)
 
 
 def test_nested_created_at_keys_are_left_alone(web: Registry, unique_id: str):
@@ -345,3 +346,12 @@ def test_deeply_nested_params_are_400(web: Registry, depth: int):
     detail = assert_detail(post(web, body), 400)
     assert "deep" in detail
     assert stored(web, f"deep-{depth}") is None
+
+
+def test_base_model_id_null_survives_escaped_ids(web: Registry):
+    user = 'q"u\\ser'
+    key = web.add_user(user, can_create=True)
+    model_id = 'a"b\\c<\u00e9>'
+    body = post(web, minimal(model_id), key=key).json()
+    assert (body["id"], body["user_id"], body["base_model_id"]) == (model_id, user, None)
+    assert list(body) == list(SPEC_RESPONSE)
