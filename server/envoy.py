@@ -108,17 +108,8 @@ def die_with_parent() -> None:
 
 
 class EnvoyProcess:
-    def __init__(
-        self,
-        options: EnvoyOptions,
-        *,
-        grpc_host: str | None = None,
-        grpc_port: int | None = None,
-        endpoints: Sequence[tuple[str, int]] = (),
-    ) -> None:
-        """Envoy in front of `endpoints`, or of the one grpc_host:grpc_port."""
-        if grpc_host is not None and grpc_port is not None:
-            endpoints = [(grpc_host, grpc_port), *endpoints]
+    def __init__(self, options: EnvoyOptions, *, endpoints: Sequence[tuple[str, int]]) -> None:
+        """Envoy in front of the gRPC servers at `endpoints` (host, port)."""
         self._options = options
         self._config = render_config(options, endpoints)
         self._process: asyncio.subprocess.Process | None = None

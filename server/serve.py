@@ -78,13 +78,15 @@ async def _serve(
         except Exception as error:  # a bad config or a taken port: say so and stop
             _say(f"Envoy did not start: {error}")
             await server.stop(None)
+            executor.shutdown(wait=True)
+            app.close()
             return 1
         _say(f"HTTP/JSON (Envoy) listening on http://{envoy_options.host}:{envoy_options.port}")
 
     waiters = [asyncio.ensure_future(stopping.wait())]
     if envoy is not None:
         waiters.append(asyncio.ensure_future(envoy.wait()))
-    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     envoy_died = not stopping.is_set()
     for waiter in waiters:
         waiter.cancel()

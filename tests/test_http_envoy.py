@@ -257,7 +257,7 @@ def test_internal_error_is_500(database_url_factory: Callable[[], str]):
 def test_backend_down_is_503():
     async def scenario() -> HttpResponse:
         options = EnvoyOptions(port=free_port())
-        envoy = EnvoyProcess(options, grpc_host="127.0.0.1", grpc_port=free_port())
+        envoy = EnvoyProcess(options, endpoints=[("127.0.0.1", free_port())])
         await envoy.start()
         try:
             return await asyncio.to_thread(

@@ -68,26 +68,18 @@ class Authenticator:
 
     def cached(self, authorization: str | None) -> Principal | None:
         """The caller if its key was looked up recently; None means: call
-        `authenticate` (which may touch the database)."""
-        key = _bearer_key(authorization)
-        if key is None:
-            return None
-        entry = self._cache.get(hash_key(key))
-        if entry is not None and entry[1] > self._clock():
-            return entry[0]
-        return None
+        `authenticate` (which may touch the database). A missing or malformed
+        value is Unauthenticated here already, with no lookup."""
+        return self._from_cache(_key_hash(authorization), self._clock())
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller, or Unauthenticated for a missing, malformed, unknown or
         revoked key (all alike, so a caller cannot tell them apart)."""
-        key = _bearer_key(authorization)
-        if key is None:
-            raise Unauthenticated()
-        key_hash = hash_key(key)
+        key_hash = _key_hash(authorization)
         now = self._clock()
-        entry = self._cache.get(key_hash)
-        if entry is not None and entry[1] > now:
-            return entry[0]
+        principal = self._from_cache(key_hash, now)
+        if principal is not None:
+            return principal
         try:
             found = self._keys.find_active(key_hash)
         except StorageUnavailable as error:
@@ -101,6 +93,19 @@ class Authenticator:
                     self._cache.clear()
                 self._cache[key_hash] = (principal, now + self._cache_seconds)
         return principal
+
+    def _from_cache(self, key_hash: str, now: float) -> Principal | None:
+        entry = self._cache.get(key_hash)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        return None
+
+
+def _key_hash(authorization: str | None) -> str:
+    key = _bearer_key(authorization)
+    if key is None:
+        raise Unauthenticated()
+    return hash_key(key)
 
 
 def _bearer_key(authorization: str | None) -> str | None:
