@@ -34,7 +34,7 @@ def test_descriptor_set_holds_the_service_and_error_details():
     from google.protobuf import descriptor_pb2
 
     descriptors = descriptor_pb2.FileDescriptorSet.FromString(
-        (ROOT / "generated" / "modelregistry.binpb").read_bytes()
+        (ROOT / "generated" / "modelregistry" / "modelregistry.binpb").read_bytes()
     )
     names = {f.name for f in descriptors.file}
     assert {

@@ -118,6 +118,8 @@ def test_a_database_made_before_migrations_is_adopted(database_url_factory: NewD
     url = database_url_factory()
     engine = sa.create_engine(url)
     metadata.create_all(engine)  # how the schema was made before Alembic
+    with engine.begin() as connection:  # as it was then: revision 0001
+        connection.execute(sa.text("ALTER TABLE models DROP COLUMN commit_message"))
     engine.dispose()
     result = migrate(url)
     assert result.returncode == 0, result.stderr

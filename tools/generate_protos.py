@@ -22,7 +22,8 @@ import grpc_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-DESCRIPTOR_SET = "modelregistry.binpb"
+# Inside the package, so that it ships with it (Envoy loads it from there).
+DESCRIPTOR_SET = "modelregistry/modelregistry.binpb"
 # Imported only by the descriptor set, so that Envoy can render error details.
 DESCRIPTOR_EXTRAS = ["google/rpc/error_details.proto"]
 

@@ -16,6 +16,19 @@ class AccessGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantDraft:
+    """A grant as sent: the grantee in the spec's spelling (access_type,
+    access_id), in Open WebUI's (principal_type, principal_id), or both.
+    An empty string is a spelling not used."""
+
+    access_type: str
+    access_id: str
+    permission: str
+    principal_type: str = ""
+    principal_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelDraft:
     """A create request as the client sent it, before any rule is applied.
 
@@ -26,8 +39,9 @@ class ModelDraft:
     base_model_id: str | None
     params: JsonObject | None
     meta: JsonObject | None
-    access_grants: list[AccessGrant]
+    access_grants: list[GrantDraft]
     is_active: bool | None
+    commit_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,8 @@ class Model:
     is_active: bool
     created_at: int
     updated_at: int
+    # Why this state was written; kept with the model, not returned with it.
+    commit_message: str | None = None
 
 
 ROLE_ADMIN = "admin"

@@ -10,9 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import FieldViolation, InvalidArgument
-from .models import AccessGrant, JsonObject, Model, ModelDraft
+from .models import AccessGrant, GrantDraft, JsonObject, Model, ModelDraft
 
 MAX_ID_LENGTH = 256  # Unicode code points
+MAX_COMMIT_MESSAGE_LENGTH = 4096
 # Objects and arrays inside params or meta nest at most this deep (protobuf
 # decoding itself stops a little deeper).
 MAX_JSON_DEPTH = 24
@@ -34,12 +35,13 @@ def build_model(draft: ModelDraft, *, user_id: str, now: int) -> Model:
     _check_params(draft.params, violations)
     _check_meta(draft.meta, violations)
     grants = _check_grants(draft.access_grants, violations)
+    _check_commit_message(draft.commit_message, violations)
     if violations:
         raise InvalidArgument(violations)
 
     assert draft.params is not None and draft.meta is not None
     meta = draft.meta
-    if "profile_image_url" not in meta:
+    if meta.get("profile_image_url") is None:  # absent or null: not set
         meta = {**meta, "profile_image_url": DEFAULT_PROFILE_IMAGE_URL}
     return Model(
         id=draft.id,
@@ -52,6 +54,7 @@ def build_model(draft: ModelDraft, *, user_id: str, now: int) -> Model:
         is_active=True if draft.is_active is None else draft.is_active,
         created_at=now,
         updated_at=now,
+        commit_message=draft.commit_message,
     )
 
 
@@ -82,11 +85,12 @@ def _check_params(params: JsonObject | None, out: list[FieldViolation]) -> None:
     if params is None:
         out.append(FieldViolation("params", "params is required (send {} for none)"))
         return
+    # A known key that is null is not set (front ends send null for "default").
     for key in NUMBER_PARAMS:
-        if key in params and not _is_number(params[key]):
+        if params.get(key) is not None and not _is_number(params[key]):
             out.append(FieldViolation(f"params.{key}", f"params.{key} must be a number"))
-    if "max_tokens" in params:
-        value = params["max_tokens"]
+    value = params.get("max_tokens")
+    if value is not None:
         if not (type(value) is int and value > 0):
             out.append(
                 FieldViolation("params.max_tokens", "params.max_tokens must be a positive integer")
@@ -98,7 +102,9 @@ def _check_meta(meta: JsonObject | None, out: list[FieldViolation]) -> None:
     if meta is None:
         out.append(FieldViolation("meta", "meta is required (send {} for none)"))
         return
-    if "profile_image_url" in meta and not _is_image_url(meta["profile_image_url"]):
+    # As in params, a known key that is null is not set.
+    image_url = meta.get("profile_image_url")
+    if image_url is not None and not _is_image_url(image_url):
         out.append(
             FieldViolation(
                 "meta.profile_image_url",
@@ -106,17 +112,22 @@ def _check_meta(meta: JsonObject | None, out: list[FieldViolation]) -> None:
                 " or a data:image/ URI",
             )
         )
-    if "description" in meta and not isinstance(meta["description"], str):
+    description = meta.get("description")
+    if description is not None and not isinstance(description, str):
         out.append(FieldViolation("meta.description", "meta.description must be a string"))
-    if "capabilities" in meta and not isinstance(meta["capabilities"], dict):
+    capabilities = meta.get("capabilities")
+    if capabilities is not None and not isinstance(capabilities, dict):
         out.append(FieldViolation("meta.capabilities", "meta.capabilities must be an object"))
     _check_json_values("meta", meta, out)
 
 
-def _check_grants(grants: list[AccessGrant], out: list[FieldViolation]) -> list[AccessGrant]:
+def _check_grants(grants: list[GrantDraft], out: list[FieldViolation]) -> list[AccessGrant]:
     unique: dict[AccessGrant, None] = {}  # keeps first-seen order
-    for index, grant in enumerate(grants):
+    for index, draft in enumerate(grants):
         where = f"access_grants[{index}]"
+        grant = _one_spelling(draft, where, out)
+        if grant is None:
+            continue
         valid = True
         if grant.access_type not in ACCESS_TYPES:
             valid = False
@@ -145,6 +156,45 @@ def _check_grants(grants: list[AccessGrant], out: list[FieldViolation]) -> list[
     return list(unique)
 
 
+def _one_spelling(
+    draft: GrantDraft, where: str, out: list[FieldViolation]
+) -> AccessGrant | None:
+    """The grant in the spec's spelling; None (reported) if the two spellings
+    disagree."""
+    for spec_name, spec_value, other_name, other_value in (
+        ("access_type", draft.access_type, "principal_type", draft.principal_type),
+        ("access_id", draft.access_id, "principal_id", draft.principal_id),
+    ):
+        if spec_value and other_value and spec_value != other_value:
+            out.append(
+                FieldViolation(
+                    where,
+                    f"{where} gives {spec_name} and {other_name} with different values:"
+                    " send one of the two spellings",
+                )
+            )
+            return None
+    return AccessGrant(
+        draft.access_type or draft.principal_type,
+        draft.access_id or draft.principal_id,
+        draft.permission,
+    )
+
+
+def _check_commit_message(message: str | None, out: list[FieldViolation]) -> None:
+    if message is None:
+        return
+    if len(message) > MAX_COMMIT_MESSAGE_LENGTH:
+        out.append(
+            FieldViolation(
+                "commit_message",
+                f"commit_message is too long (max {MAX_COMMIT_MESSAGE_LENGTH} characters)",
+            )
+        )
+    elif "\x00" in message:
+        out.append(FieldViolation("commit_message", "commit_message must not contain NUL characters"))
+
+
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float)  # bool is an int subclass: excluded
 
@@ -161,13 +211,17 @@ def _is_image_url(value: Any) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
+def nesting_message(field: str) -> str:
+    return f"{field} nests deeper than {MAX_JSON_DEPTH} levels"
+
+
 def _check_json_values(field: str, value: Any, out: list[FieldViolation]) -> None:
-    problem = _unstorable(value)
+    problem = _unstorable(field, value)
     if problem is not None:
-        out.append(FieldViolation(field, f"{field} {problem}"))
+        out.append(FieldViolation(field, problem))
 
 
-def _unstorable(value: Any) -> str | None:
+def _unstorable(field: str, value: Any) -> str | None:
     """What no stored JSON document may hold: NaN and infinities (gRPC clients
     can send them in a Struct), NUL characters (PostgreSQL text refuses them)
     and nesting deeper than MAX_JSON_DEPTH."""
@@ -176,16 +230,16 @@ def _unstorable(value: Any) -> str | None:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
-                return f"nests deeper than {MAX_JSON_DEPTH} levels"
+                return nesting_message(field)
             if isinstance(item, dict):
                 if any("\x00" in key for key in item):
-                    return "must not contain NUL characters"
+                    return f"{field} must not contain NUL characters"
                 stack.extend((child, depth + 1) for child in item.values())
             else:
                 stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                return "must not contain NaN or infinite numbers"
+                return f"{field} must not contain NaN or infinite numbers"
         elif isinstance(item, str) and "\x00" in item:
-            return "must not contain NUL characters"
+            return f"{field} must not contain NUL characters"
     return None

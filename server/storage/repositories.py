@@ -36,6 +36,7 @@ class ModelRepository:
             "is_active": model.is_active,
             "created_at": model.created_at,
             "updated_at": model.updated_at,
+            "commit_message": model.commit_message,
         }
         await asyncio.wrap_future(self._writer.submit(row))
 

@@ -61,4 +61,5 @@ models = Table(
     Column("is_active", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("commit_message", Text, nullable=True),
 )

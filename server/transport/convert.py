@@ -8,7 +8,7 @@ from google.protobuf import struct_pb2
 
 from modelregistry.v1 import model_service_pb2 as pb
 
-from ..domain.models import AccessGrant, JsonObject, Model, ModelDraft
+from ..domain.models import GrantDraft, JsonObject, Model, ModelDraft
 
 _MAX_EXACT_INTEGER = 2**53  # beyond this a double no longer holds every integer
 
@@ -23,9 +23,11 @@ def draft_from_proto(message: pb.Model) -> ModelDraft:
         params=struct_to_dict(message.params) if message.HasField("params") else None,
         meta=struct_to_dict(message.meta) if message.HasField("meta") else None,
         access_grants=[
-            AccessGrant(g.access_type, g.access_id, g.permission) for g in message.access_grants
+            GrantDraft(g.access_type, g.access_id, g.permission, g.principal_type, g.principal_id)
+            for g in message.access_grants
         ],
         is_active=message.is_active if message.HasField("is_active") else None,
+        commit_message=message.commit_message if message.HasField("commit_message") else None,
     )
 
 

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelregistry/v1/model_service.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"B\n\x12\x43reateModelRequest\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelB\x04\xe2\x41\x01\x02\"\xf0\x02\n\x05Model\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\rbase_model_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12+\n\x04meta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12:\n\raccess_grants\x18\x07 \x03(\x0b\x32\x1d.modelregistry.v1.AccessGrantB\x04\xe2\x41\x01\x01\x12\x1c\n\tis_active\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x18\n\ncreated_at\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nupdated_at\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x42\x10\n\x0e_base_model_idB\x0c\n\n_is_active\"[\n\x0b\x41\x63\x63\x65ssGrant\x12\x19\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\taccess_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\npermission\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x32\xa0\x01\n\x0cModelService\x12\x8f\x01\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\"A\x82\xd3\xe4\x93\x02;\"\x12/api/models/create:\x05modelZ\x1e\"\x15/api/v1/models/create:\x05modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelregistry/v1/model_service.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"B\n\x12\x43reateModelRequest\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelB\x04\xe2\x41\x01\x02\"\xa6\x03\n\x05Model\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\rbase_model_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12+\n\x04meta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12:\n\raccess_grants\x18\x07 \x03(\x0b\x32\x1d.modelregistry.v1.AccessGrantB\x04\xe2\x41\x01\x01\x12\x1c\n\tis_active\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x18\n\ncreated_at\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nupdated_at\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x12!\n\x0e\x63ommit_message\x18\x0b \x01(\tB\x04\xe2\x41\x01\x04H\x02\x88\x01\x01\x42\x10\n\x0e_base_model_idB\x0c\n\n_is_activeB\x11\n\x0f_commit_message\"\xb7\x01\n\x0b\x41\x63\x63\x65ssGrant\x12\x13\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\t\x12\x11\n\taccess_id\x18\x02 \x01(\t\x12\x18\n\npermission\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0eprincipal_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x04H\x00\x88\x01\x01\x12\x1f\n\x0cprincipal_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x04H\x01\x88\x01\x01\x42\x11\n\x0f_principal_typeB\x0f\n\r_principal_id2\xa0\x01\n\x0cModelService\x12\x8f\x01\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\"A\x82\xd3\xe4\x93\x02;\"\x12/api/models/create:\x05modelZ\x1e\"\x15/api/v1/models/create:\x05modelb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -56,20 +56,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL'].fields_by_name['created_at']._serialized_options = b'\342A\001\003'
   _globals['_MODEL'].fields_by_name['updated_at']._loaded_options = None
   _globals['_MODEL'].fields_by_name['updated_at']._serialized_options = b'\342A\001\003'
-  _globals['_ACCESSGRANT'].fields_by_name['access_type']._loaded_options = None
-  _globals['_ACCESSGRANT'].fields_by_name['access_type']._serialized_options = b'\342A\001\002'
-  _globals['_ACCESSGRANT'].fields_by_name['access_id']._loaded_options = None
-  _globals['_ACCESSGRANT'].fields_by_name['access_id']._serialized_options = b'\342A\001\002'
+  _globals['_MODEL'].fields_by_name['commit_message']._loaded_options = None
+  _globals['_MODEL'].fields_by_name['commit_message']._serialized_options = b'\342A\001\004'
   _globals['_ACCESSGRANT'].fields_by_name['permission']._loaded_options = None
   _globals['_ACCESSGRANT'].fields_by_name['permission']._serialized_options = b'\342A\001\002'
+  _globals['_ACCESSGRANT'].fields_by_name['principal_type']._loaded_options = None
+  _globals['_ACCESSGRANT'].fields_by_name['principal_type']._serialized_options = b'\342A\001\004'
+  _globals['_ACCESSGRANT'].fields_by_name['principal_id']._loaded_options = None
+  _globals['_ACCESSGRANT'].fields_by_name['principal_id']._serialized_options = b'\342A\001\004'
   _globals['_MODELSERVICE'].methods_by_name['CreateModel']._loaded_options = None
   _globals['_MODELSERVICE'].methods_by_name['CreateModel']._serialized_options = b'\202\323\344\223\002;\"\022/api/models/create:\005modelZ\036\"\025/api/v1/models/create:\005model'
   _globals['_CREATEMODELREQUEST']._serialized_start=151
   _globals['_CREATEMODELREQUEST']._serialized_end=217
   _globals['_MODEL']._serialized_start=220
-  _globals['_MODEL']._serialized_end=588
-  _globals['_ACCESSGRANT']._serialized_start=590
-  _globals['_ACCESSGRANT']._serialized_end=681
-  _globals['_MODELSERVICE']._serialized_start=684
-  _globals['_MODELSERVICE']._serialized_end=844
+  _globals['_MODEL']._serialized_end=642
+  _globals['_ACCESSGRANT']._serialized_start=645
+  _globals['_ACCESSGRANT']._serialized_end=828
+  _globals['_MODELSERVICE']._serialized_start=831
+  _globals['_MODELSERVICE']._serialized_end=991
 # @@protoc_insertion_point(module_scope)

