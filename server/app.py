@@ -1,4 +1,5 @@
-"""Wiring: builds every long-lived object once, at start-up."""
+"""Wiring: builds every long-lived object once, at start-up. The one module
+that knows both the domain and the storage that implements its stores."""
 
 from __future__ import annotations
 

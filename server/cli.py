@@ -15,9 +15,9 @@ from pathlib import Path
 from . import config
 from .app import build_app
 from .domain.accounts import AccountError
-from .domain.models import ROLE_ADMIN, ROLE_USER, ROLES
+from .domain.models import ROLE_USER, ROLES
+from .domain.stores import StorageUnavailable
 from .storage.database import is_sqlite
-from .storage.errors import StorageUnavailable
 from .storage.migrations import upgrade
 
 
@@ -210,8 +210,10 @@ def _manage(args: argparse.Namespace) -> int:
             user = accounts.create_user(
                 args.user_id, role=args.role, can_create_models=args.can_create_models
             )
-            may_create = user.role == ROLE_ADMIN or user.can_create_models
-            print(f"created user {user.id} (role {user.role}, may create models: {may_create})")
+            print(
+                f"created user {user.id} (role {user.role},"
+                f" may create models: {user.may_create_models})"
+            )
         elif args.command == "users" and args.action == "list":
             for user in accounts.list_users():
                 flag = str(user.can_create_models).lower()

@@ -1,4 +1,5 @@
-"""Engine set-up and the translation of driver errors into storage errors."""
+"""Engine set-up, and the translation of driver errors into the domain's
+storage errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
-from .errors import DuplicateKey, StorageUnavailable
+from ..domain.stores import DuplicateKey, StorageUnavailable
 
 # How long one statement may wait for a lock (SQLite) or run (PostgreSQL)
 # before the call fails with UNAVAILABLE: well inside Envoy's 15 s route

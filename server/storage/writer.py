@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, exc
 
+from ..domain.stores import DuplicateKey
 from .database import is_unique_violation, translate_errors
-from .errors import DuplicateKey
 
 Row = dict[str, Any]
 _STOP = object()
