@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import config
-from .app import build_app
+from .app import open_accounts
 from .domain.accounts import AccountError
 from .domain.models import ROLE_USER, ROLES
 from .domain.stores import StorageUnavailable
@@ -157,7 +157,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .envoy import DEFAULT_CONFIG, EnvoyOptions
-    from .serve import serve, serve_replicas
+    from .serve import serve
+    from .supervisor import serve_replicas
 
     if args.replicas < 1:
         print("model-registry: --replicas must be at least 1", file=sys.stderr)
@@ -202,10 +203,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _manage(args: argparse.Namespace) -> int:
-    app = build_app(config.Settings(database_url=args.database_url, database_threads=1))
-    try:
-        upgrade(args.database_url)
-        accounts = app.accounts
+    upgrade(args.database_url)
+    with open_accounts(args.database_url) as accounts:
         if args.command == "users" and args.action == "create":
             user = accounts.create_user(
                 args.user_id, role=args.role, can_create_models=args.can_create_models
@@ -229,9 +228,7 @@ def _manage(args: argparse.Namespace) -> int:
         elif args.command == "keys" and args.action == "revoke":
             accounts.revoke_key(args.key_id)
             print(f"revoked {args.key_id}")
-        return 0
-    finally:
-        app.close()
+    return 0
 
 
 def _when(timestamp: int) -> str:
