@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -33,6 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -213,10 +214,10 @@ def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str
     )
     target = None
     for line in process.stdout:
-        match = re.match(r"gRPC listening on (\S+)", line)
-        if match:
-            target = match.group(1)
-        if line.startswith("HTTP/JSON (Envoy) listening"):
+        address = parse_listening(line)
+        if address is not None:
+            target = f"{address.host}:{address.port}"
+        if line.startswith(HTTP_LISTENING):
             break
     if target is None:
         raise RuntimeError("the service did not start")

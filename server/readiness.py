@@ -1,5 +1,5 @@
-"""The line `serve` prints once its gRPC port accepts calls, and its one
-parser. The replica supervisor, the tests and the benchmark wait for it."""
+"""The lines `serve` prints once it accepts calls, and the one parser of the
+gRPC one. The replica supervisor, the tests and the benchmark wait for them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from typing import NamedTuple
 
 GRPC_LISTENING = "gRPC listening on"
+HTTP_LISTENING = "HTTP/JSON (Envoy) listening on"
 _GRPC_LISTENING_LINE = re.compile(rf"{re.escape(GRPC_LISTENING)} (\S+):(\d+)$")
 
 
@@ -17,6 +18,10 @@ class Address(NamedTuple):
 
 def listening_line(host: str, port: int) -> str:
     return f"{GRPC_LISTENING} {host}:{port}"
+
+
+def http_listening_line(host: str, port: int) -> str:
+    return f"{HTTP_LISTENING} http://{host}:{port}"
 
 
 def parse_listening(line: str) -> Address | None:

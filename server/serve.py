@@ -11,7 +11,7 @@ from .bootstrap import prepare_database
 from .config import Settings
 from .envoy import EnvoyOptions, EnvoyProcess
 from .lifecycle import run, say, stop_on_signals
-from .readiness import listening_line
+from .readiness import http_listening_line, listening_line
 from .transport.server import create_server, mark_serving
 
 
@@ -48,7 +48,7 @@ async def _serve(
             except Exception as error:  # a bad config or a taken port: say so and stop
                 say(f"Envoy did not start: {error}")
                 return 1
-            say(f"HTTP/JSON (Envoy) listening on http://{envoy_options.host}:{envoy_options.port}")
+            say(http_listening_line(envoy_options.host, envoy_options.port))
         # The first undoing: balancers see NOT_SERVING before anything stops.
         stack.push_async_callback(mark_serving, health, False)
 

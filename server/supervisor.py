@@ -16,7 +16,7 @@ from .bootstrap import prepare_database
 from .config import Settings
 from .envoy import EnvoyOptions, EnvoyProcess, die_with_parent
 from .lifecycle import run, say, stop_on_signals
-from .readiness import parse_listening
+from .readiness import http_listening_line, parse_listening
 
 REPLICA_READY_TIMEOUT_SECONDS = 60.0
 
@@ -185,7 +185,7 @@ async def _run_replicas(
         if envoy_options.admin_port is not None:
             say(f"Envoy admin on http://127.0.0.1:{envoy_options.admin_port}")
         say(
-            f"HTTP/JSON (Envoy) listening on http://{envoy_options.host}:{envoy_options.port}"
+            f"{http_listening_line(envoy_options.host, envoy_options.port)}"
             f" -> {len(replicas.members)} replicas"
         )
     return None if await _watch(replicas, envoy, stopping) else 1
