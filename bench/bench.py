@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,9 @@ from pathlib import Path
 from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # for ports.py, which the tests use too
+from ports import free_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 BENCH_KEY = "mr-bench-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 MODEL = {
@@ -186,12 +188,6 @@ def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -
 
 
 # -- the service -----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str]:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,15 +26,11 @@ from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 from modelregistry_server.readiness import GRPC_LISTENING, HTTP_LISTENING, parse_listening
 
+from ports import free_port
+
 BIN = Path(sys.executable).parent
 MODEL_REGISTRY = str(BIN / "model-registry")
 ADMIN_KEY = "mr-test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
