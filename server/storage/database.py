@@ -110,23 +110,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver errors the domain cares about into storage errors."""
+    """Turn driver errors the domain cares about into its storage errors."""
     try:
         yield
     except exc.IntegrityError as error:
         if is_unique_violation(error):
             raise DuplicateKey(str(error.orig)) from error
         raise
-    except exc.OperationalError as error:
-        if _is_schema_fault(error):
-            raise  # a bug or a damaged schema, not an outage
-        raise StorageUnavailable(type(error.orig).__name__) from error
-    except (exc.InterfaceError, exc.TimeoutError) as error:
-        raise StorageUnavailable(type(error).__name__) from error
-    except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailable(type(error).__name__) from error
-        raise
+    except exc.SQLAlchemyError as error:
+        if not is_outage(error):
+            raise
+        cause = error.orig if isinstance(error, exc.OperationalError) else error
+        raise StorageUnavailable(type(cause).__name__) from error
+
+
+def is_outage(error: exc.SQLAlchemyError) -> bool:
+    """Whether the database cannot serve right now (unreachable, locked, timed
+    out, connection lost): UNAVAILABLE for the caller, and a reason for the
+    writer to fail a whole batch. Anything else is the statement's own fault."""
+    if isinstance(error, exc.OperationalError):
+        return not _is_schema_fault(error)  # a bug or a damaged schema is no outage
+    if isinstance(error, exc.InterfaceError | exc.TimeoutError):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
 def is_unique_violation(error: exc.IntegrityError) -> bool:
