@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from ..domain.stores import DuplicateKey, StorageUnavailable
@@ -48,10 +48,7 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False}
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
-        event.listen(engine, "connect", _configure_sqlite)
-        # Let SQLAlchemy, not the sqlite3 module, issue BEGIN, so that
-        # SAVEPOINTs work (the writer relies on them).
-        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        set_up_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         return engine
     if parsed.get_backend_name() == "postgresql":
         options["connect_args"] = {
@@ -80,7 +77,33 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     )
 
 
-def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
+def set_up_sqlite(
+    engine: Engine, *, busy_timeout_ms: int, begin: str = "BEGIN", foreign_keys: bool = True
+) -> None:
+    """Every connection `engine` opens to its SQLite file: WAL, durable
+    commits, waits of up to `busy_timeout_ms` for another connection's lock.
+    Transactions are opened by SQLAlchemy with `begin`, not by the sqlite3
+    module (which would skip DDL), so that SAVEPOINTs work."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN: see on_begin
+        # First: switching a new file to WAL takes a lock another process may hold.
+        dbapi_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        # WAL lets readers run beside the writer; synchronous=FULL makes every
+        # commit durable before it is acknowledged, even across a power loss.
+        _enable_wal(dbapi_connection, busy_timeout_ms / 1000)
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
+        if foreign_keys:
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+
+
+def _enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
     """PRAGMA journal_mode=WAL, retried: on a new file, while another process
     switches it too, SQLite answers "locked" at once, without waiting for the
     busy timeout. (Once a file is in WAL mode this is a no-op.)"""
@@ -93,19 +116,6 @@ def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
-
-
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # no implicit BEGIN: see the "begin" listener
-    cursor = dbapi_connection.cursor()
-    # First: switching a new file to WAL takes a lock another process may hold.
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    # WAL lets readers run beside the writer; synchronous=FULL makes every
-    # commit durable before it is acknowledged, even across a power loss.
-    enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 @contextlib.contextmanager
