@@ -22,10 +22,8 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +32,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
+
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # for ports.py, which the tests use too
+from ports import free_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 BENCH_KEY = "mr-bench-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
 MODEL = {
@@ -187,12 +190,6 @@ def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -
 # -- the service -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "MODEL_REGISTRY_ADMIN_KEY": BENCH_KEY}
     process = subprocess.Popen(
@@ -213,10 +210,10 @@ def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str
     )
     target = None
     for line in process.stdout:
-        match = re.match(r"gRPC listening on (\S+)", line)
-        if match:
-            target = match.group(1)
-        if line.startswith("HTTP/JSON (Envoy) listening"):
+        address = parse_listening(line)
+        if address is not None:
+            target = f"{address.host}:{address.port}"
+        if line.startswith(HTTP_LISTENING):
             break
     if target is None:
         raise RuntimeError("the service did not start")

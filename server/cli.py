@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import config
-from .app import build_app
+from .app import open_accounts
 from .domain.accounts import AccountError
-from .domain.models import ROLE_ADMIN, ROLE_USER, ROLES
+from .domain.models import ROLE_USER, ROLES
+from .domain.stores import StorageUnavailable
 from .storage.database import is_sqlite
-from .storage.errors import StorageUnavailable
 from .storage.migrations import upgrade
 
 
@@ -157,7 +157,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .envoy import DEFAULT_CONFIG, EnvoyOptions
-    from .serve import serve, serve_replicas
+    from .serve import serve
+    from .supervisor import serve_replicas
 
     if args.replicas < 1:
         print("model-registry: --replicas must be at least 1", file=sys.stderr)
@@ -202,16 +203,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _manage(args: argparse.Namespace) -> int:
-    app = build_app(config.Settings(database_url=args.database_url, database_threads=1))
-    try:
-        upgrade(args.database_url)
-        accounts = app.accounts
+    upgrade(args.database_url)
+    with open_accounts(args.database_url) as accounts:
         if args.command == "users" and args.action == "create":
             user = accounts.create_user(
                 args.user_id, role=args.role, can_create_models=args.can_create_models
             )
-            may_create = user.role == ROLE_ADMIN or user.can_create_models
-            print(f"created user {user.id} (role {user.role}, may create models: {may_create})")
+            print(
+                f"created user {user.id} (role {user.role},"
+                f" may create models: {user.may_create_models})"
+            )
         elif args.command == "users" and args.action == "list":
             for user in accounts.list_users():
                 flag = str(user.can_create_models).lower()
@@ -227,9 +228,7 @@ def _manage(args: argparse.Namespace) -> int:
         elif args.command == "keys" and args.action == "revoke":
             accounts.revoke_key(args.key_id)
             print(f"revoked {args.key_id}")
-        return 0
-    finally:
-        app.close()
+    return 0
 
 
 def _when(timestamp: int) -> str:

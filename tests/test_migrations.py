@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from modelregistry_server.app import build_app
-from modelregistry_server.config import Settings
+from modelregistry_server.app import open_accounts
 from modelregistry_server.storage.migrations import head_revision, upgrade
 from modelregistry_server.storage.tables import metadata
 
@@ -147,12 +146,8 @@ def test_losing_the_admin_race_is_not_an_error(database_url_factory: NewDatabase
     inserted first."""
     url = database_url_factory()
     upgrade(url)
-    first, second = (build_app(Settings(database_url=url, database_threads=1)) for _ in "ab")
-    try:
-        second.accounts._users.count = lambda: 0  # it looked before the first one wrote
-        assert first.accounts.bootstrap_admin(None) is not None
-        assert second.accounts.bootstrap_admin(None) is None
-    finally:
-        first.close()
-        second.close()
+    with open_accounts(url) as first, open_accounts(url) as second:
+        second._users.count = lambda: 0  # it looked before the first one wrote
+        assert first.bootstrap_admin(None) is not None
+        assert second.bootstrap_admin(None) is None
     assert len(query(url, "SELECT id FROM api_keys")) == 1

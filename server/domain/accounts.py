@@ -6,10 +6,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..storage.errors import DuplicateKey
-from ..storage.repositories import ApiKeyRepository, ApiKeyRow, UserRepository, UserRow
 from .auth import hash_key, is_acceptable_key, mint_key, mint_key_id
-from .models import ROLE_ADMIN, ROLES
+from .models import ROLE_ADMIN, ROLES, ApiKey, User
+from .stores import ApiKeyStore, DuplicateKey, UserStore
 
 
 class AccountError(Exception):
@@ -23,16 +22,16 @@ class IssuedKey:
 
 
 class Accounts:
-    def __init__(self, users: UserRepository, keys: ApiKeyRepository) -> None:
+    def __init__(self, users: UserStore, keys: ApiKeyStore) -> None:
         self._users = users
         self._keys = keys
 
-    def create_user(self, user_id: str, *, role: str, can_create_models: bool) -> UserRow:
+    def create_user(self, user_id: str, *, role: str, can_create_models: bool) -> User:
         if role not in ROLES:
             raise AccountError(f"role must be one of {', '.join(ROLES)}")
         if not user_id or " " in user_id or not user_id.isprintable() or len(user_id) > 256:
             raise AccountError("user id must be 1 to 256 characters without whitespace")
-        user = UserRow(user_id, role, can_create_models, int(time.time()))
+        user = User(user_id, role, can_create_models, int(time.time()))
         try:
             self._users.insert(user)
         except DuplicateKey:
@@ -63,17 +62,17 @@ class Accounts:
         if self._users.count() > 0:
             return None
         issued = _new_key(key)
-        admin = UserRow("admin", ROLE_ADMIN, True, int(time.time()))
+        admin = User("admin", ROLE_ADMIN, True, int(time.time()))
         try:
             self._users.insert_with_key(admin, issued.id, hash_key(issued.key))
         except DuplicateKey:
             return None  # another server made the admin first
         return issued
 
-    def list_users(self) -> Sequence[UserRow]:
+    def list_users(self) -> Sequence[User]:
         return self._users.list()
 
-    def list_keys(self, user_id: str | None = None) -> Sequence[ApiKeyRow]:
+    def list_keys(self, user_id: str | None = None) -> Sequence[ApiKey]:
         return self._keys.list(user_id)
 
 

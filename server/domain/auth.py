@@ -15,11 +15,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-from ..storage.errors import StorageUnavailable
 from .errors import ServiceUnavailable, Unauthenticated
 from .models import Principal
+from .stores import KeyLookup, StorageUnavailable
 
 KEY_PREFIX = "mr-"
 MIN_KEY_LENGTH = 32  # for keys supplied by an operator
@@ -46,10 +45,6 @@ def is_acceptable_key(key: str) -> bool:
         and key.isprintable()
         and " " not in key
     )
-
-
-class KeyLookup(Protocol):
-    def find_active(self, key_hash: str) -> tuple[Principal, str] | None: ...
 
 
 class Authenticator:
@@ -84,9 +79,9 @@ class Authenticator:
             found = self._keys.find_active(key_hash)
         except StorageUnavailable as error:
             raise ServiceUnavailable() from error
-        if found is None or not hmac.compare_digest(found[1], key_hash):
+        if found is None or not hmac.compare_digest(found.key_hash, key_hash):
             raise Unauthenticated()
-        principal = found[0]
+        principal = found.owner
         if self._cache_seconds > 0:
             with self._lock:
                 if len(self._cache) >= CACHE_MAX_ENTRIES:

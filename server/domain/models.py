@@ -76,3 +76,34 @@ class Principal:
     @property
     def may_create_models(self) -> bool:
         return self.role == ROLE_ADMIN or self.can_create_models
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    role: str
+    can_create_models: bool
+    created_at: int
+
+    @property
+    def may_create_models(self) -> bool:
+        return Principal(self.id, self.role, self.can_create_models).may_create_models
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored: its id and owner; the key itself never is."""
+
+    id: str
+    user_id: str
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    """An unrevoked key found by its hash: its owner, and the hash as stored
+    (compared again in constant time)."""
+
+    owner: Principal
+    key_hash: str

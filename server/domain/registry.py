@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-from ..storage.errors import DuplicateKey, StorageUnavailable
 from .errors import ModelIdTaken, PermissionDenied, ServiceUnavailable
 from .models import Model, ModelDraft, Principal
+from .stores import DuplicateKey, ModelStore, StorageUnavailable
 from .validation import build_model
-
-
-class ModelStore(Protocol):
-    async def insert(self, model: Model) -> None: ...
 
 
 class ModelRegistry:

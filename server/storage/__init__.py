@@ -1,2 +1,3 @@
-"""Storage: SQLAlchemy tables and queries, one transaction per write. The
-database's constraints decide uniqueness."""
+"""Storage: the domain's stores (domain/stores.py) on SQLAlchemy tables and
+queries, one transaction per write. The database's constraints decide
+uniqueness."""

@@ -1,4 +1,5 @@
-"""Engine set-up and the translation of driver errors into storage errors."""
+"""Engine set-up, and the translation of driver errors into the domain's
+storage errors."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
-from .errors import DuplicateKey, StorageUnavailable
+from ..domain.stores import DuplicateKey, StorageUnavailable
 
 # How long one statement may wait for a lock (SQLite) or run (PostgreSQL)
 # before the call fails with UNAVAILABLE: well inside Envoy's 15 s route
@@ -47,10 +48,7 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False}
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
-        event.listen(engine, "connect", _configure_sqlite)
-        # Let SQLAlchemy, not the sqlite3 module, issue BEGIN, so that
-        # SAVEPOINTs work (the writer relies on them).
-        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+        set_up_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         return engine
     if parsed.get_backend_name() == "postgresql":
         options["connect_args"] = {
@@ -79,7 +77,33 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     )
 
 
-def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
+def set_up_sqlite(
+    engine: Engine, *, busy_timeout_ms: int, begin: str = "BEGIN", foreign_keys: bool = True
+) -> None:
+    """Every connection `engine` opens to its SQLite file: WAL, durable
+    commits, waits of up to `busy_timeout_ms` for another connection's lock.
+    Transactions are opened by SQLAlchemy with `begin`, not by the sqlite3
+    module (which would skip DDL), so that SAVEPOINTs work."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN: see on_begin
+        # First: switching a new file to WAL takes a lock another process may hold.
+        dbapi_connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        # WAL lets readers run beside the writer; synchronous=FULL makes every
+        # commit durable before it is acknowledged, even across a power loss.
+        _enable_wal(dbapi_connection, busy_timeout_ms / 1000)
+        dbapi_connection.execute("PRAGMA synchronous=FULL")
+        if foreign_keys:
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+
+
+def _enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
     """PRAGMA journal_mode=WAL, retried: on a new file, while another process
     switches it too, SQLite answers "locked" at once, without waiting for the
     busy timeout. (Once a file is in WAL mode this is a no-op.)"""
@@ -94,38 +118,31 @@ def enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
             time.sleep(0.02)
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # no implicit BEGIN: see the "begin" listener
-    cursor = dbapi_connection.cursor()
-    # First: switching a new file to WAL takes a lock another process may hold.
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    # WAL lets readers run beside the writer; synchronous=FULL makes every
-    # commit durable before it is acknowledged, even across a power loss.
-    enable_wal(dbapi_connection, SQLITE_BUSY_TIMEOUT_MS / 1000)
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver errors the domain cares about into storage errors."""
+    """Turn driver errors the domain cares about into its storage errors."""
     try:
         yield
     except exc.IntegrityError as error:
         if is_unique_violation(error):
             raise DuplicateKey(str(error.orig)) from error
         raise
-    except exc.OperationalError as error:
-        if _is_schema_fault(error):
-            raise  # a bug or a damaged schema, not an outage
-        raise StorageUnavailable(type(error.orig).__name__) from error
-    except (exc.InterfaceError, exc.TimeoutError) as error:
-        raise StorageUnavailable(type(error).__name__) from error
-    except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailable(type(error).__name__) from error
-        raise
+    except exc.SQLAlchemyError as error:
+        if not is_outage(error):
+            raise
+        cause = error.orig if isinstance(error, exc.OperationalError) else error
+        raise StorageUnavailable(type(cause).__name__) from error
+
+
+def is_outage(error: exc.SQLAlchemyError) -> bool:
+    """Whether the database cannot serve right now (unreachable, locked, timed
+    out, connection lost): UNAVAILABLE for the caller, and a reason for the
+    writer to fail a whole batch. Anything else is the statement's own fault."""
+    if isinstance(error, exc.OperationalError):
+        return not _is_schema_fault(error)  # a bug or a damaged schema is no outage
+    if isinstance(error, exc.InterfaceError | exc.TimeoutError):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
 def is_unique_violation(error: exc.IntegrityError) -> bool:

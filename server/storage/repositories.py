@@ -1,15 +1,14 @@
-"""Queries, one short transaction each; model inserts are group-committed
-(writer.py)."""
+"""The domain's stores (domain/stores.py) on SQLAlchemy: queries, one short
+transaction each; model inserts are group-committed (writer.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from ..domain.models import Model, Principal
+from ..domain.models import ActiveKey, ApiKey, Model, Principal, User
 from .database import translate_errors
 from .tables import api_keys, models, users
 from .writer import BatchWriter
@@ -44,23 +43,7 @@ class ModelRepository:
         self._writer.close()
 
 
-@dataclass(frozen=True, slots=True)
-class UserRow:
-    id: str
-    role: str
-    can_create_models: bool
-    created_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    id: str
-    user_id: str
-    created_at: int
-    revoked_at: int | None
-
-
-def _user_values(user: UserRow) -> dict[str, object]:
+def _user_values(user: User) -> dict[str, object]:
     return {
         "id": user.id,
         "role": user.role,
@@ -73,11 +56,11 @@ class UserRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def insert(self, user: UserRow) -> None:
+    def insert(self, user: User) -> None:
         with translate_errors(), self._engine.begin() as connection:
             connection.execute(insert(users), _user_values(user))
 
-    def insert_with_key(self, user: UserRow, key_id: str, key_hash: str) -> None:
+    def insert_with_key(self, user: User, key_id: str, key_hash: str) -> None:
         """A user and its first key, in one transaction: both or neither;
         DuplicateKey if the user (or the key) exists already."""
         with translate_errors(), self._engine.begin() as connection:
@@ -92,10 +75,10 @@ class UserRepository:
                 },
             )
 
-    def list(self) -> Sequence[UserRow]:
+    def list(self) -> Sequence[User]:
         with translate_errors(), self._engine.connect() as connection:
             rows = connection.execute(select(users).order_by(users.c.id)).all()
-        return [UserRow(r.id, r.role, r.can_create_models, r.created_at) for r in rows]
+        return [User(r.id, r.role, r.can_create_models, r.created_at) for r in rows]
 
     def exists(self, user_id: str) -> bool:
         with translate_errors(), self._engine.connect() as connection:
@@ -126,13 +109,12 @@ class ApiKeyRepository:
                 {"id": key_id, "user_id": user_id, "key_hash": key_hash, "created_at": created_at},
             )
 
-    def find_active(self, key_hash: str) -> tuple[Principal, str] | None:
-        """The owner of the unrevoked key with this hash, and the stored hash."""
+    def find_active(self, key_hash: str) -> ActiveKey | None:
         with translate_errors(), self._engine.connect() as connection:
             row = connection.execute(self._find_active, {"key_hash": key_hash}).first()
         if row is None:
             return None
-        return Principal(row.id, row.role, row.can_create_models), row.key_hash
+        return ActiveKey(Principal(row.id, row.role, row.can_create_models), row.key_hash)
 
     def revoke(self, key_id: str, revoked_at: int) -> bool:
         with translate_errors(), self._engine.begin() as connection:
@@ -143,10 +125,10 @@ class ApiKeyRepository:
             )
         return result.rowcount == 1
 
-    def list(self, user_id: str | None = None) -> Sequence[ApiKeyRow]:
+    def list(self, user_id: str | None = None) -> Sequence[ApiKey]:
         query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
         if user_id is not None:
             query = query.where(api_keys.c.user_id == user_id)
         with translate_errors(), self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [ApiKeyRow(r.id, r.user_id, r.created_at, r.revoked_at) for r in rows]
+        return [ApiKey(r.id, r.user_id, r.created_at, r.revoked_at) for r in rows]

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, exc
 
-from .database import is_unique_violation, translate_errors
-from .errors import DuplicateKey
+from ..domain.stores import DuplicateKey
+from .database import is_outage, is_unique_violation, translate_errors
 
 Row = dict[str, Any]
 _STOP = object()
@@ -74,7 +74,7 @@ class BatchWriter:
                     with connection.begin_nested():
                         connection.execute(self._statement, [row for row, _ in batch])
                 except exc.StatementError as error:
-                    if _is_outage(error):
+                    if is_outage(error):
                         raise
                     # Some row failed: insert one by one, each in its own
                     # savepoint, so that the others still commit.
@@ -98,16 +98,10 @@ class BatchWriter:
                 with connection.begin_nested():
                     connection.execute(self._statement, row)
             except exc.StatementError as error:
-                if _is_outage(error):
+                if is_outage(error):
                     raise
                 if isinstance(error, exc.IntegrityError) and is_unique_violation(error):
                     failures[index] = DuplicateKey(str(error.orig))
                 else:
                     failures[index] = error  # this row's own fault: INTERNAL for it alone
         return failures
-
-
-def _is_outage(error: exc.StatementError) -> bool:
-    return isinstance(error, exc.OperationalError | exc.InterfaceError) or bool(
-        getattr(error, "connection_invalidated", False)
-    )

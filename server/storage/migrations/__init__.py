@@ -23,11 +23,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from ..database import CONNECT_TIMEOUT_SECONDS, enable_wal, translate_errors
+from ..database import CONNECT_TIMEOUT_SECONDS, set_up_sqlite, translate_errors
 
 LOCATION = Path(__file__).resolve().parent
 # pg_advisory_xact_lock key of the migration lock: any constant the
@@ -94,24 +94,15 @@ def _migration_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, poolclass=NullPool)
-        event.listen(engine, "connect", _sqlite_autocommit)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        # BEGIN IMMEDIATE takes the write lock at once, so a second migrator
+        # waits for the first one's whole upgrade. Foreign keys stay off, as
+        # SQLite's default: batch migrations drop and re-create tables that
+        # others refer to.
+        set_up_sqlite(
+            engine, busy_timeout_ms=SQLITE_LOCK_WAIT_MS, begin="BEGIN IMMEDIATE", foreign_keys=False
+        )
         return engine
     connect_args = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
-
-
-def _sqlite_autocommit(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    # sqlite3 would otherwise open transactions itself, and not before DDL;
-    # the "begin" listener below opens the one transaction instead.
-    dbapi_connection.isolation_level = None
-    # The wait first: switching a new file to WAL needs the lock too.
-    dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_WAIT_MS}")
-    enable_wal(dbapi_connection, SQLITE_LOCK_WAIT_MS / 1000)
-    dbapi_connection.execute("PRAGMA synchronous=FULL")
-
-
-def _sqlite_begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
