@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 
 from modelregistry.v1 import model_service_pb2 as pb
-from modelregistry_server.domain.models import AccessGrant, Model, ModelDraft
+from modelregistry_server.domain.models import AccessGrant, GrantDraft, Model, ModelDraft
 from modelregistry_server.transport.convert import draft_from_proto, model_to_proto, struct_to_dict
 
 
@@ -47,7 +47,7 @@ def test_the_spec_request_becomes_a_draft():
         base_model_id="gpt-4",
         params={"temperature": 0.7, "max_tokens": 2000, "top_p": 1},
         meta={"capabilities": {"vision": True}},
-        access_grants=[AccessGrant("group", "developers", "read")],
+        access_grants=[GrantDraft("group", "developers", "read")],
         is_active=True,
     )
     assert type(draft.params["max_tokens"]) is int
@@ -196,6 +196,6 @@ def test_a_model_survives_the_way_out_and_back_in():
         base_model_id=original.base_model_id,
         params=original.params,
         meta=original.meta,
-        access_grants=original.access_grants,
+        access_grants=[GrantDraft(g.access_type, g.access_id, g.permission) for g in original.access_grants],
         is_active=original.is_active,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from modelregistry_server.domain.errors import InvalidArgument
-from modelregistry_server.domain.models import AccessGrant, Model, ModelDraft
+from modelregistry_server.domain.models import AccessGrant, GrantDraft, Model, ModelDraft
 from modelregistry_server.domain.validation import build_model
 
 NOW = 1704067200
@@ -19,7 +19,12 @@ BAD_IMAGE_URL = (
 
 
 def grant(access_type: str = "group", access_id: str = "developers", permission: str = "read"):
-    return AccessGrant(access_type, access_id, permission)
+    """A grant as sent, in the spec's spelling."""
+    return GrantDraft(access_type, access_id, permission)
+
+
+def stored(draft: GrantDraft) -> AccessGrant:
+    return AccessGrant(draft.access_type, draft.access_id, draft.permission)
 
 
 def draft(**fields: Any) -> ModelDraft:
@@ -88,7 +93,7 @@ def test_the_spec_example_becomes_the_spec_model():
             "capabilities": {"vision": True, "function_calling": True},
             "profile_image_url": "/static/favicon.png",
         },
-        access_grants=[grant("group", "developers", "read")],
+        access_grants=[AccessGrant("group", "developers", "read")],
         is_active=True,
         created_at=NOW,
         updated_at=NOW,
@@ -234,7 +239,7 @@ def test_number_params_accept_integers_and_floats(key: str, value: float):
 
 
 @pytest.mark.parametrize("key", ["temperature", "top_p", "frequency_penalty", "presence_penalty"])
-@pytest.mark.parametrize("value", ["0.7", True, None, [0.7], {"v": 1}])
+@pytest.mark.parametrize("value", ["0.7", True, [0.7], {"v": 1}])
 def test_number_params_refuse_other_values(key: str, value: Any):
     assert violations(params={key: value}) == [(f"params.{key}", f"params.{key} must be a number")]
 
@@ -244,7 +249,7 @@ def test_max_tokens_accepts_positive_integers(value: int):
     assert build(params={"max_tokens": value}).params["max_tokens"] == value
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, 2000.0, True, "2000", None])
+@pytest.mark.parametrize("value", [0, -1, 1.5, 2000.0, True, "2000"])
 def test_max_tokens_refuses_anything_but_a_positive_integer(value: Any):
     assert violations(params={"max_tokens": value}) == [
         ("params.max_tokens", "params.max_tokens must be a positive integer")
@@ -367,7 +372,7 @@ def test_other_meta_keys_are_kept_in_order():
 @pytest.mark.parametrize("permission", ["read", "write"])
 def test_grants_of_each_kind_are_kept(access_type: str, permission: str):
     assert build(access_grants=[grant(access_type, "id-1", permission)]).access_grants == [
-        grant(access_type, "id-1", permission)
+        AccessGrant(access_type, "id-1", permission)
     ]
 
 
@@ -405,4 +410,63 @@ def test_every_fault_of_one_grant_is_reported():
 
 def test_duplicate_grants_are_collapsed_in_first_seen_order():
     a, b, c = grant("group", "a"), grant("user", "b", "write"), grant("group", "a", "write")
-    assert build(access_grants=[a, b, a, c, b, a]).access_grants == [a, b, c]
+    assert build(access_grants=[a, b, a, c, b, a]).access_grants == [stored(a), stored(b), stored(c)]
+
+
+# -- null means "not set"; commit_message; both grant spellings ----------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["temperature", "top_p", "frequency_penalty", "presence_penalty", "max_tokens"]
+)
+def test_a_null_common_param_is_not_set_and_kept(key: str):
+    assert build(params={key: None}).params == {key: None}
+
+
+def test_null_meta_keys_are_not_set():
+    meta = build(meta={"description": None, "capabilities": None, "profile_image_url": None}).meta
+    assert meta == {
+        "description": None,
+        "capabilities": None,
+        "profile_image_url": "/static/favicon.png",
+    }
+
+
+def test_commit_message_is_kept_up_to_its_limit():
+    assert build(commit_message="é" * 4096).commit_message == "é" * 4096
+    assert build().commit_message is None
+    assert violations(commit_message="x" * 4097) == [
+        ("commit_message", "commit_message is too long (max 4096 characters)")
+    ]
+    assert violations(commit_message="a\x00") == [
+        ("commit_message", "commit_message must not contain NUL characters")
+    ]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        GrantDraft("", "", "read", principal_type="group", principal_id="g1"),
+        GrantDraft("group", "g1", "read", principal_type="group", principal_id="g1"),
+        GrantDraft("group", "", "read", principal_id="g1"),
+        GrantDraft("", "g1", "read", principal_type="group"),
+    ],
+)
+def test_open_webui_spelling_is_the_same_grant(sent: GrantDraft):
+    assert build(access_grants=[sent]).access_grants == [AccessGrant("group", "g1", "read")]
+
+
+@pytest.mark.parametrize(
+    ("sent", "names"),
+    [
+        (GrantDraft("user", "g1", "read", principal_type="group"), "access_type and principal_type"),
+        (GrantDraft("group", "g1", "read", principal_id="g2"), "access_id and principal_id"),
+    ],
+)
+def test_spellings_that_disagree_are_refused(sent: GrantDraft, names: str):
+    assert violations(access_grants=[grant(), sent]) == [
+        (
+            "access_grants[1]",
+            f"access_grants[1] gives {names} with different values: send one of the two spellings",
+        )
+    ]
