@@ -7,6 +7,7 @@
     python3 tasks.py bench [ARGS]   benchmark (bench/bench.py --help)
     python3 tasks.py soak [ARGS]    mixed load for a while (bench/soak.py --help)
     python3 tasks.py fuzz           10,000 generated hostile requests per surface
+    python3 tasks.py lint           ruff (lint and format) and mypy (strict on server/)
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
 
 Each first makes .venv and installs the project with its dependencies into it
@@ -36,8 +37,13 @@ def ensure_venv() -> None:
         venv.create(VENV, with_pip=True)
     print("installing the project and its dependencies into .venv", file=sys.stderr)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{ROOT}[dev]"], check=True)
+    for arguments in (["--upgrade", "pip"], ["--editable", f"{ROOT}[dev]"]):
+        # Quiet unless it fails: an editable build always prints setuptools'
+        # notice about folders named like the package (server/ is mapped).
+        done = subprocess.run([*pip, *arguments], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            sys.exit(done.returncode)
     STAMP.write_text(wanted)
 
 
@@ -53,11 +59,28 @@ COMMANDS = {
 }
 
 
+# Each must pass; all of them run, so one run shows every problem.
+LINTERS = [
+    [str(BIN / "ruff"), "check", "."],
+    [str(BIN / "ruff"), "format", "--check", "."],
+    [str(BIN / "mypy")],  # its settings: [tool.mypy] in pyproject.toml
+]
+
+
+def lint() -> int:
+    failed = [linter for linter in LINTERS if subprocess.run(linter, cwd=ROOT).returncode]
+    for linter in failed:
+        print(f"lint: {Path(linter[0]).name} {' '.join(linter[1:])} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+    if len(sys.argv) < 2 or (sys.argv[1] not in COMMANDS and sys.argv[1] != "lint"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     ensure_venv()
+    if sys.argv[1] == "lint":
+        sys.exit(lint())
     command = COMMANDS[sys.argv[1]] + sys.argv[2:]
     if sys.argv[1] == "fuzz":
         os.environ.setdefault("FUZZ_EXAMPLES", "10000")

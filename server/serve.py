@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from .app import build_app, database_executor
 from .bootstrap import prepare_database
@@ -62,7 +63,7 @@ async def _serve(
 
 async def _until_stopped(stopping: asyncio.Event, envoy: EnvoyProcess | None) -> bool:
     """Wait for a signal or Envoy's death; True if Envoy died."""
-    waiters = [asyncio.ensure_future(stopping.wait())]
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopping.wait())]
     if envoy is not None:
         waiters.append(asyncio.ensure_future(envoy.wait()))
     try:

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from .bootstrap import prepare_database
 from .config import Settings
@@ -201,7 +202,7 @@ async def _watch(replicas: _Replicas, envoy: EnvoyProcess | None, stopping: asyn
     envoy_waiter = asyncio.ensure_future(envoy.wait()) if envoy is not None else None
     try:
         while True:
-            waiting = {stop_waiter, *alive}
+            waiting: set[asyncio.Future[Any]] = {stop_waiter, *alive}
             if envoy_waiter is not None:
                 waiting.add(envoy_waiter)
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
@@ -211,7 +212,7 @@ async def _watch(replicas: _Replicas, envoy: EnvoyProcess | None, stopping: asyn
                 say("Envoy exited unexpectedly; stopping the replicas")
                 return False
             for waiter in done:
-                replica = alive.pop(waiter)
+                replica = alive.pop(waiter)  # type: ignore[call-overload]
                 say(
                     f"replica {replica.number} (pid {replica.process.pid}, port {replica.port})"
                     f" exited unexpectedly with code {replica.process.returncode};"
@@ -221,9 +222,10 @@ async def _watch(replicas: _Replicas, envoy: EnvoyProcess | None, stopping: asyn
                 say("no replica left; stopping")
                 return False
     finally:
-        for waiter in [stop_waiter, envoy_waiter, *alive]:
-            if waiter is not None:
-                waiter.cancel()
+        for waiter in [stop_waiter, *alive]:
+            waiter.cancel()
+        if envoy_waiter is not None:
+            envoy_waiter.cancel()
 
 
 async def _forward_output(replica: _Replica) -> None:

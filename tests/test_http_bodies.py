@@ -63,7 +63,11 @@ WRONG_TYPES = [
     ("access_grants", '[{"access_type": 1}]', "access_grants[0].access_type must be a string"),
     ("access_grants", '[{"access_id": []}]', "access_grants[0].access_id must be a string"),
     ("access_grants", '[{"permission": true}]', "access_grants[0].permission must be a string"),
-    ("access_grants", '[{"principal_type": 2}]', "access_grants[0].principal_type must be a string"),
+    (
+        "access_grants",
+        '[{"principal_type": 2}]',
+        "access_grants[0].principal_type must be a string",
+    ),
     ("access_grants", '[{"principal_id": {}}]', "access_grants[0].principal_id must be a string"),
     ("is_active", '"true"', "is_active must be true or false"),
     ("is_active", "1", "is_active must be true or false"),
@@ -103,7 +107,10 @@ MALFORMED = [
     (b'{"id": "m", "name": ', "the body ends too early at line 1, column 21"),
     (b'{"id": "m"', "the body ends too early at line 1, column 11"),
     (b'{"id": "m', "a string is not closed at line 1, column 10"),
-    (b'{"id": "m",\n  "name": "n",\n  "params": {,}}', "expected a key in double quotes at line 3, column 14"),
+    (
+        b'{"id": "m",\n  "name": "n",\n  "params": {,}}',
+        "expected a key in double quotes at line 3, column 14",
+    ),
     (b'{"id" "m"}', "expected ':' after a key at line 1, column 7"),
     (b'{"id": "m" "name": "n"}', "expected ',' or '}' at line 1, column 12"),
     (b'{"access_grants": [1 2]}', "expected ',' or ']' at line 1, column 22"),
@@ -123,7 +130,10 @@ MALFORMED = [
     (b'{"id": "\xc3"}', "the body is not valid UTF-8 at line 1, column 9"),
     (b'{"id": "\xc0\xaf"}', "the body is not valid UTF-8 at line 1, column 9"),  # overlong
     (b'{"id": "\xed\xa0\x80"}', "the body is not valid UTF-8 at line 1, column 9"),  # surrogate
-    (b'{"name": "\xc3\xa9\xc3\xa9", "id": "\x80"}', "the body is not valid UTF-8 at line 1, column 23"),
+    (
+        b'{"name": "\xc3\xa9\xc3\xa9", "id": "\x80"}',
+        "the body is not valid UTF-8 at line 1, column 23",
+    ),
     (b'\xff\xfe{"id": "m"}', "the body is not valid UTF-8 at line 1, column 1"),
 ]
 
@@ -181,12 +191,25 @@ json_leaf = st.one_of(
 )
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 model_keys = st.sampled_from(
-    ["id", "name", "base_model_id", "params", "meta", "access_grants", "is_active",
-     "commit_message", "created_at", "isActive", "accessGrants"]
+    [
+        "id",
+        "name",
+        "base_model_id",
+        "params",
+        "meta",
+        "access_grants",
+        "is_active",
+        "commit_message",
+        "created_at",
+        "isActive",
+        "accessGrants",
+    ]
 )
 
 

@@ -185,8 +185,10 @@ def test_invalid_fields_are_400_naming_the_field(web: Registry, model: dict, fie
         ('{"id": "m",\n "name": 5, "params": {}, "meta": {}}', "name must be a string"),
         ('{"id": "m", "name": "n", "params": "x", "meta": {}}', "params must be an object"),
         ('{"id": "m", "name": "n", "params": {}, "meta": [1]}', "meta must be an object"),
-        ('{"id": "m", "name": "n", "params": {}, "meta": {}, "is_active": 1}',
-         "is_active must be true or false"),
+        (
+            '{"id": "m", "name": "n", "params": {}, "meta": {}, "is_active": 1}',
+            "is_active must be true or false",
+        ),
         (
             '{"id": "m", "name": "n", "params": {}, "meta": {}, "access_grants": 5}',
             "access_grants must be an array",

@@ -327,7 +327,12 @@ def test_a_grant_that_contradicts_itself_is_400(
 
 
 def test_mixed_spellings_over_grpc(admin: Client, unique_id: str):
-    grant = {"access_type": "user", "principal_type": "group", "access_id": "x", "permission": "read"}
+    grant = {
+        "access_type": "user",
+        "principal_type": "group",
+        "access_id": "x",
+        "permission": "read",
+    }
     error = admin.create_error(minimal(unique_id, access_grants=[grant]))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == (

@@ -58,8 +58,17 @@ def create_new_model_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("node is not installed: Open WebUI's front-end code cannot run")
     folder = tmp_path_factory.mktemp("open-webui")
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(folder),
-         OPEN_WEBUI],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--dest",
+            str(folder),
+            OPEN_WEBUI,
+        ],
         check=True,
         timeout=600,
     )

@@ -156,9 +156,7 @@ def _check_grants(grants: list[GrantDraft], out: list[FieldViolation]) -> list[A
     return list(unique)
 
 
-def _one_spelling(
-    draft: GrantDraft, where: str, out: list[FieldViolation]
-) -> AccessGrant | None:
+def _one_spelling(draft: GrantDraft, where: str, out: list[FieldViolation]) -> AccessGrant | None:
     """The grant in the spec's spelling; None (reported) if the two spellings
     disagree."""
     for spec_name, spec_value, other_name, other_value in (
@@ -192,7 +190,9 @@ def _check_commit_message(message: str | None, out: list[FieldViolation]) -> Non
             )
         )
     elif "\x00" in message:
-        out.append(FieldViolation("commit_message", "commit_message must not contain NUL characters"))
+        out.append(
+            FieldViolation("commit_message", "commit_message must not contain NUL characters")
+        )
 
 
 def _is_number(value: Any) -> bool:

@@ -60,7 +60,7 @@ def render_config(options: EnvoyOptions, endpoints: Sequence[tuple[str, int]]) -
     gets one endpoint per (host, port), balanced round robin."""
     if not endpoints:
         raise ValueError("at least one gRPC endpoint is needed")
-    config = yaml.safe_load(options.config.read_text())
+    config: dict[str, Any] = yaml.safe_load(options.config.read_text())
     resources = config["static_resources"]
     listener = resources["listeners"][0]
     listener["address"]["socket_address"].update(address=options.host, port_value=options.port)
@@ -102,7 +102,8 @@ def _http_filters(listener: dict[str, Any]) -> list[dict[str, Any]]:
         for network_filter in chain["filters"]:
             config = network_filter.get("typed_config", {})
             if "http_filters" in config:
-                return config["http_filters"]
+                filters: list[dict[str, Any]] = config["http_filters"]
+                return filters
     raise ValueError("envoy.yaml has no HTTP connection manager")
 
 

@@ -151,13 +151,13 @@ def _add_message(message: Descriptor, messages: dict[str, Any]) -> None:
         # The transcoder reads a field under its proto name and its JSON name.
         fields[field.name] = described
         fields[field.json_name] = described
-        if described["kind"] == "message":
+        if field.message_type is not None and described["kind"] == "message":
             _add_message(field.message_type, messages)
 
 
 def _field(field: FieldDescriptor) -> dict[str, Any]:
     described: dict[str, Any] = {"name": field.name, "repeated": field.is_repeated}
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
+    if field.message_type is not None:
         kind = _STRUCTS.get(field.message_type.full_name, "message")
         described["kind"] = kind
         if kind == "message":
@@ -198,4 +198,3 @@ def _lua_char(b: int) -> str:
     if 32 <= b < 127 and b not in (34, 92):
         return chr(b)
     return f"\\{b:03d}"
-

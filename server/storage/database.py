@@ -142,13 +142,13 @@ def is_outage(error: exc.SQLAlchemyError) -> bool:
         return not _is_schema_fault(error)  # a bug or a damaged schema is no outage
     if isinstance(error, exc.InterfaceError | exc.TimeoutError):
         return True
-    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
 
 
 def is_unique_violation(error: exc.IntegrityError) -> bool:
     sqlstate = getattr(error.orig, "sqlstate", None)  # psycopg
     if sqlstate is not None:
-        return sqlstate == "23505"
+        return bool(sqlstate == "23505")
     return "UNIQUE constraint failed" in str(error.orig)  # sqlite3
 
 

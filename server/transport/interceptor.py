@@ -8,7 +8,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -36,6 +36,11 @@ def current_caller() -> Principal:
     return _caller.get()
 
 
+# Generic only in the type stubs: spelled as strings, never evaluated.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
 class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(
         self, service_prefix: str, authenticator: Authenticator, executor: Executor
@@ -43,13 +48,13 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
         self._prefix = service_prefix  # e.g. "/modelregistry.v1.ModelService/"
         self._authenticator = authenticator
         self._executor = executor
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, Handler] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is not None:
             return wrapped
@@ -57,12 +62,13 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
         # Health and reflection are open to all; unknown methods stay UNIMPLEMENTED.
         if handler is None or not details.method.startswith(self._prefix):
             return handler
-        if handler.unary_unary is None:
+        if handler.unary_unary is None or handler.request_deserializer is None:
             raise NotImplementedError("only unary ModelService methods are served")
         # The request is decoded inside the guard, so that a malformed or
         # too deeply nested message is INVALID_ARGUMENT, not UNKNOWN.
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(handler.unary_unary, handler.request_deserializer),
+            # grpc.aio handlers are coroutines, though the stubs type them as sync.
+            self._wrap(handler.unary_unary, handler.request_deserializer),  # type: ignore[arg-type]
             response_serializer=handler.response_serializer,
         )
         self._wrapped[details.method] = wrapped  # built once per method, not per call
@@ -70,10 +76,10 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(
         self,
-        behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+        behavior: Callable[[Any, Context], Awaitable[Any]],
         deserialize: Callable[[bytes], Any],
-    ):
-        async def guarded(raw_request: bytes, context: grpc.aio.ServicerContext) -> Any:
+    ) -> Callable[[bytes, Context], Awaitable[Any]]:
+        async def guarded(raw_request: bytes, context: Context) -> Any:
             try:
                 caller = await self._authenticate(context)
                 try:
@@ -90,14 +96,15 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
             except Exception:
                 log.exception("unexpected error in %s", behavior.__qualname__)
                 status = internal_status()
-            await context.abort_with_status(rpc_status.to_status(status))
+            reply = rpc_status.to_status(status)
+            await context.abort(reply.code, reply.details, reply.trailing_metadata)
 
         return guarded
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def _authenticate(self, context: Context) -> Principal:
         authorization = None
         for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
+            if key == "authorization" and isinstance(value, str):
                 authorization = value
                 break
         caller = self._authenticator.cached(authorization)

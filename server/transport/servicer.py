@@ -17,7 +17,9 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self._registry = registry
 
     async def CreateModel(
-        self, request: pb.CreateModelRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CreateModelRequest,
+        context: grpc.aio.ServicerContext[pb.CreateModelRequest, pb.Model],
     ) -> pb.Model:
         draft = draft_from_proto(request.model)
         model = await self._registry.create_model(current_caller(), draft)

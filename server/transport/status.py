@@ -3,6 +3,8 @@ codes to HTTP statuses (envoy.yaml)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
@@ -43,7 +45,7 @@ def internal_status() -> status_pb2.Status:
     return _status(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, [info])
 
 
-def _status(code: grpc.StatusCode, message: str, details: list) -> status_pb2.Status:
+def _status(code: grpc.StatusCode, message: str, details: list[Any]) -> status_pb2.Status:
     packed = []
     for detail in details:
         wrapper = any_pb2.Any()

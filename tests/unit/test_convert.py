@@ -196,6 +196,8 @@ def test_a_model_survives_the_way_out_and_back_in():
         base_model_id=original.base_model_id,
         params=original.params,
         meta=original.meta,
-        access_grants=[GrantDraft(g.access_type, g.access_id, g.permission) for g in original.access_grants],
+        access_grants=[
+            GrantDraft(g.access_type, g.access_id, g.permission) for g in original.access_grants
+        ],
         is_active=original.is_active,
     )

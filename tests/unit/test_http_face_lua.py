@@ -48,7 +48,9 @@ def test_the_script_ends_by_returning_its_module():
 
 
 def test_parse_reads_every_json_value(lua: Lua):
-    node = lua.M.parse('{"a": [1, -2.5e1, "x\\u00e9\\ud83d\\ude00\\n"], "b": {"c": null}, "d": true}')
+    node = lua.M.parse(
+        '{"a": [1, -2.5e1, "x\\u00e9\\ud83d\\ude00\\n"], "b": {"c": null}, "d": true}'
+    )
     keys = node["keys"]  # (lupa tables have a keys() method of their own)
     assert node.t == "object" and [keys[i] for i in (1, 2, 3)] == ["a", "b", "d"]
     assert keys[4] is None
@@ -97,8 +99,12 @@ def test_parse_survives_very_deep_input(lua: Lua):
 
 @pytest.mark.parametrize(
     ("text", "literal"),
-    [("plain", '"plain"'), ('q"b\\', '"q\\"b\\\\"'), ("\x01\n\x7f", '"\\u0001\\u000a\\u007f"'),
-     ("é😀", '"é😀"')],
+    [
+        ("plain", '"plain"'),
+        ('q"b\\', '"q\\"b\\\\"'),
+        ("\x01\n\x7f", '"\\u0001\\u000a\\u007f"'),
+        ("é😀", '"é😀"'),
+    ],
 )
 def test_quote_writes_json_string_literals(lua: Lua, text: str, literal: str):
     assert lua.M.quote(text) == literal
@@ -114,7 +120,10 @@ def test_quote_writes_json_string_literals(lua: Lua, text: str, literal: str):
         ('{"id": "m", "name": "n", "params": {}, "meta": {}}', None),
         ("", None),  # no body: the server says what is missing
         ('{"meta": []}', "meta must be an object"),
-        ('{"accessGrants": [{"principalId": 1}]}', "access_grants[0].principal_id must be a string"),
+        (
+            '{"accessGrants": [{"principalId": 1}]}',
+            "access_grants[0].principal_id must be a string",
+        ),
         ('{"is_active": null, "base_model_id": null, "access_grants": null}', None),
         ('{"created_at": "17", "updated_at": -3}', None),
         ('{"created_at": "9223372036854775808"}', "created_at must be an integer"),
@@ -150,7 +159,9 @@ def test_reply_timestamps_become_numbers_and_base_model_id_null(lua: Lua):
 
 
 def test_reply_with_base_model_id_keeps_it(lua: Lua):
-    sent = '{"id":"m","user_id":"u","base_model_id":"b","name":"n","created_at":"1","updated_at":"2"}'
+    sent = (
+        '{"id":"m","user_id":"u","base_model_id":"b","name":"n","created_at":"1","updated_at":"2"}'
+    )
     assert lua.finish(sent) == (
         '{"id":"m","user_id":"u","base_model_id":"b","name":"n","is_active":null,'
         '"created_at":1,"updated_at":2}'
@@ -298,7 +309,9 @@ def test_config_routes_come_from_the_http_bindings():
 
     config = lua_config(SERVICE)
     assert config["routes"]["POST /api/models/create"] == {
-        "method": "POST", "reply": MODEL, "body": MODEL,
+        "method": "POST",
+        "reply": MODEL,
+        "body": MODEL,
     }
     assert "POST /api/v1/models/create" in config["routes"]
     fields = config["messages"][MODEL]["fields"]
@@ -307,8 +320,11 @@ def test_config_routes_come_from_the_http_bindings():
     assert fields["is_active"]["kind"] == "bool" and fields["isActive"] is fields["is_active"]
     assert fields["created_at"]["kind"] == "int" and fields["params"]["kind"] == "struct"
     assert fields["access_grants"] == {
-        "name": "access_grants", "repeated": True, "kind": "message",
-        "message": "modelregistry.v1.AccessGrant", "null_when_unset": False,
+        "name": "access_grants",
+        "repeated": True,
+        "kind": "message",
+        "message": "modelregistry.v1.AccessGrant",
+        "null_when_unset": False,
     }
 
 

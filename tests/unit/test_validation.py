@@ -410,7 +410,11 @@ def test_every_fault_of_one_grant_is_reported():
 
 def test_duplicate_grants_are_collapsed_in_first_seen_order():
     a, b, c = grant("group", "a"), grant("user", "b", "write"), grant("group", "a", "write")
-    assert build(access_grants=[a, b, a, c, b, a]).access_grants == [stored(a), stored(b), stored(c)]
+    assert build(access_grants=[a, b, a, c, b, a]).access_grants == [
+        stored(a),
+        stored(b),
+        stored(c),
+    ]
 
 
 # -- null means "not set"; commit_message; both grant spellings ----------------------
@@ -459,7 +463,10 @@ def test_open_webui_spelling_is_the_same_grant(sent: GrantDraft):
 @pytest.mark.parametrize(
     ("sent", "names"),
     [
-        (GrantDraft("user", "g1", "read", principal_type="group"), "access_type and principal_type"),
+        (
+            GrantDraft("user", "g1", "read", principal_type="group"),
+            "access_type and principal_type",
+        ),
         (GrantDraft("group", "g1", "read", principal_id="g2"), "access_id and principal_id"),
     ],
 )

@@ -8,7 +8,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from modelregistry_server.storage.tables import metadata
+# Absolute: Alembic runs this file by path, not as part of the package.
+from modelregistry_server.storage.tables import metadata  # type: ignore[import-not-found]
 
 
 def run(connection) -> None:  # type: ignore[no-untyped-def]
@@ -28,7 +29,9 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run(connection)
 else:
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=NullPool)
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None, "alembic needs sqlalchemy.url or a connection"
+    engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as own:
         run(own)
     engine.dispose()
