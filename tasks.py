@@ -9,14 +9,21 @@
     python3 tasks.py fuzz           10,000 generated hostile requests per surface
     python3 tasks.py lint           ruff (lint and format) and mypy (strict on server/)
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
+    python3 tasks.py release-contract
+                                    when a release is cut: the contract as now
+                                    generated becomes protos/released/, the
+                                    baseline of the breaking-change check
 
-Each first makes .venv and installs the project with its dependencies into it
-(again whenever pyproject.toml changes)."""
+All but release-contract first make .venv and install the project with its
+dependencies into it (again whenever pyproject.toml changes). `test` also
+installs clients/node's packages (buf, the Node client's) with `npm ci` where
+npm is installed (again whenever its package-lock.json changes)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -26,6 +33,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".installed"
+NODE_CLIENT = ROOT / "clients" / "node"
+NODE_STAMP = NODE_CLIENT / "node_modules" / ".installed"
+DESCRIPTOR_SET = ROOT / "generated" / "modelregistry" / "modelregistry.binpb"
+RELEASED_CONTRACT = ROOT / "protos" / "released" / "modelregistry.binpb"
 
 
 def ensure_venv() -> None:
@@ -45,6 +56,37 @@ def ensure_venv() -> None:
             sys.stderr.write(done.stdout + done.stderr)
             sys.exit(done.returncode)
     STAMP.write_text(wanted)
+
+
+def ensure_node_tools() -> bool:
+    """Install clients/node's packages (buf among them) with `npm ci`, unless
+    they are installed from the current package-lock.json; False when npm is
+    not installed."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return False
+    lock = (NODE_CLIENT / "package-lock.json").read_bytes()
+    wanted = hashlib.sha256(lock + (NODE_CLIENT / "package.json").read_bytes()).hexdigest()
+    if NODE_STAMP.exists() and NODE_STAMP.read_text() == wanted:
+        return True
+    print("installing clients/node's packages (npm ci)", file=sys.stderr)
+    # No install scripts: buf's only finds its binary, which npm already
+    # installed as an optional dependency for this platform.
+    subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=NODE_CLIENT,
+        check=True,
+    )
+    NODE_STAMP.write_text(wanted)
+    return True
+
+
+def release_contract() -> None:
+    """The contract as generated now becomes the released one, which `buf
+    breaking` (tests/test_contract.py) compares every later change against."""
+    RELEASED_CONTRACT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DESCRIPTOR_SET, RELEASED_CONTRACT)
+    print(f"{RELEASED_CONTRACT.relative_to(ROOT)} is now the released contract; commit it")
 
 
 COMMANDS = {
@@ -75,12 +117,17 @@ def lint() -> int:
 
 
 def main() -> None:
+    if len(sys.argv) == 2 and sys.argv[1] == "release-contract":
+        release_contract()
+        return
     if len(sys.argv) < 2 or (sys.argv[1] not in COMMANDS and sys.argv[1] != "lint"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     ensure_venv()
     if sys.argv[1] == "lint":
         sys.exit(lint())
+    if sys.argv[1] == "test" and not ensure_node_tools():
+        print("npm is not installed: the buf and Node client tests are skipped", file=sys.stderr)
     command = COMMANDS[sys.argv[1]] + sys.argv[2:]
     if sys.argv[1] == "fuzz":
         os.environ.setdefault("FUZZ_EXAMPLES", "10000")

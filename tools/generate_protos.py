@@ -28,21 +28,39 @@ DESCRIPTOR_SET = "modelregistry/modelregistry.binpb"
 DESCRIPTOR_EXTRAS = ["google/rpc/error_details.proto"]
 
 
-def _include_paths() -> list[str]:
+def _include_paths(protos: Path) -> list[str]:
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     googleapis = Path(google.api.__path__[0]).parent.parent  # site-packages
-    return [f"-I{PROTOS}", f"-I{well_known}", f"-I{googleapis}"]
+    return [f"-I{protos}", f"-I{well_known}", f"-I{googleapis}"]
 
 
-def _protoc(*args: str) -> None:
-    command = [sys.executable, "-m", "grpc_tools.protoc", *_include_paths(), *args]
+def _sources(protos: Path) -> list[str]:
+    return sorted(str(p.relative_to(protos)) for p in protos.rglob("*.proto"))
+
+
+def _protoc(*args: str, protos: Path = PROTOS) -> None:
+    command = [sys.executable, "-m", "grpc_tools.protoc", *_include_paths(protos), *args]
     # mypy-protobuf's plugins live beside this interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def write_descriptor_set(path: Path, protos: Path = PROTOS) -> None:
+    """The descriptor set of every .proto under `protos`, with its imports and
+    comments: what Envoy's transcoder loads, and an image buf can check."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _protoc(
+        "--include_imports",
+        "--include_source_info",
+        f"--descriptor_set_out={path}",
+        *_sources(protos),
+        *DESCRIPTOR_EXTRAS,
+        protos=protos,
+    )
+
+
 def generate(out: Path) -> None:
-    sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    sources = _sources(PROTOS)
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         _protoc(
@@ -52,13 +70,7 @@ def generate(out: Path) -> None:
             f"--mypy_grpc_out=quiet:{tmp}",
             *sources,
         )
-        _protoc(
-            "--include_imports",
-            "--include_source_info",
-            f"--descriptor_set_out={tmp / DESCRIPTOR_SET}",
-            *sources,
-            *DESCRIPTOR_EXTRAS,
-        )
+        write_descriptor_set(tmp / DESCRIPTOR_SET)
         for package in {p.parent for p in tmp.rglob("*.py")}:
             while package != tmp:
                 (package / "__init__.py").touch()
