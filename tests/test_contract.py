@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 from google.protobuf import descriptor_pb2
-
 from node_tools import ROOT, buf_command, load_tool
 
 IMAGE = ROOT / "generated" / "modelregistry" / "modelregistry.binpb"

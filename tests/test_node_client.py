@@ -10,8 +10,8 @@ import subprocess
 from typing import Any
 
 import pytest
-
 from node_tools import node_client_folder
+
 from support import ADMIN_KEY, Registry, query
 
 
