@@ -13,32 +13,42 @@ from sqlalchemy import Engine
 from .config import Settings
 from .domain.accounts import Accounts
 from .domain.auth import Authenticator
+from .domain.groups import GroupAdmin
 from .domain.registry import ModelRegistry
 from .storage.database import create_database_engine
-from .storage.repositories import ApiKeyRepository, ModelRepository, UserRepository
+from .storage.groups import GroupRepository
+from .storage.models import ModelRepository
+from .storage.repositories import ApiKeyRepository, UserRepository
 
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """What serving requests needs: the registry and the authenticator."""
+    """What serving requests needs: the registry, the groups, the
+    authenticator, and the threads that wait on the database for them."""
 
     engine: Engine
+    executor: ThreadPoolExecutor
     models: ModelRepository
     registry: ModelRegistry
+    groups: GroupAdmin
     authenticator: Authenticator
 
     def close(self) -> None:
+        self.executor.shutdown(wait=True)
         self.models.close()
         self.engine.dispose()
 
 
 def build_app(settings: Settings) -> App:
     engine = create_database_engine(settings.database_url, pool_size=settings.database_threads)
-    models = ModelRepository(engine)
+    executor = ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
+    models = ModelRepository(engine, executor)
     return App(
         engine=engine,
+        executor=executor,
         models=models,
         registry=ModelRegistry(models),
+        groups=GroupAdmin(GroupRepository(engine), UserRepository(engine)),
         authenticator=Authenticator(
             ApiKeyRepository(engine), cache_seconds=settings.auth_cache_seconds
         ),
@@ -56,5 +66,11 @@ def open_accounts(database_url: str) -> Iterator[Accounts]:
         engine.dispose()
 
 
-def database_executor(settings: Settings) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
+@contextlib.contextmanager
+def open_groups(database_url: str) -> Iterator[GroupAdmin]:
+    """Groups, for the operator's commands: one connection."""
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        yield GroupAdmin(GroupRepository(engine), UserRepository(engine))
+    finally:
+        engine.dispose()

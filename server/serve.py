@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from .app import build_app, database_executor
+from .app import build_app
 from .bootstrap import prepare_database
 from .config import Settings
 from .envoy import EnvoyOptions, EnvoyProcess
@@ -32,9 +32,9 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         app = build_app(settings)
         stack.callback(app.close)
-        executor = database_executor(settings)
-        stack.callback(executor.shutdown, wait=True)
-        server, port, health = create_server(settings, app.registry, app.authenticator, executor)
+        server, port, health = create_server(
+            settings, app.registry, app.groups, app.authenticator, app.executor
+        )
         await server.start()
         stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)
         await mark_serving(health, True)

@@ -231,6 +231,17 @@ def query(database_url: str, sql: str, **params: Any) -> list[sa.Row]:
         engine.dispose()
 
 
+def stored_grants(database_url: str, model_id: str) -> list[dict[str, str]]:
+    """A stored model's grants, in order, in the spec's spelling."""
+    rows = query(
+        database_url,
+        "SELECT access_type, access_id, permission FROM model_grants"
+        " WHERE model_id = :id ORDER BY position",
+        id=model_id,
+    )
+    return [dict(row._mapping) for row in rows]
+
+
 def execute(database_url: str, sql: str) -> None:
     engine = sa.create_engine(database_url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -115,14 +116,56 @@ def test_concurrent_migrations_apply_once(database_url_factory: NewDatabase):
 
 def test_a_database_made_before_migrations_is_adopted(database_url_factory: NewDatabase):
     url = database_url_factory()
+    upgrade(url, "0001")  # the schema metadata.create_all made before Alembic ...
     engine = sa.create_engine(url)
-    metadata.create_all(engine)  # how the schema was made before Alembic
-    with engine.begin() as connection:  # as it was then: revision 0001
-        connection.execute(sa.text("ALTER TABLE models DROP COLUMN commit_message"))
+    with engine.begin() as connection:  # ... which had no alembic_version
+        connection.execute(sa.text("DROP TABLE alembic_version"))
     engine.dispose()
     result = migrate(url)
     assert result.returncode == 0, result.stderr
     assert query(url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    assert schema_diff(url) == []
+
+
+def test_models_stored_before_grant_rows_keep_their_grants(database_url_factory: NewDatabase):
+    """Revision 0003 moves grants out of the models row: they, the search
+    words and the counts come from the models already stored."""
+    url = database_url_factory()
+    upgrade(url, "0002")
+    grants = [
+        {"access_type": "group", "access_id": "devs", "permission": "read"},
+        {"access_type": "user", "access_id": "*", "permission": "write"},
+    ]
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
+        for model_id, active, model_grants in (("gpt-helper", True, grants), ("old", False, [])):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
+                    " access_grants, is_active, created_at, updated_at) VALUES (:id, 'admin',"
+                    " 'gpt-4', 'Code Helper', '{}', '{}', :grants, :active, 1, 1)"
+                ),
+                {"id": model_id, "grants": json.dumps(model_grants), "active": active},
+            )
+    engine.dispose()
+    assert upgrade(url).after == head_revision()
+    assert query(
+        url,
+        "SELECT model_id, position, access_type, access_id, permission FROM model_grants"
+        " ORDER BY model_id, position",
+    ) == [
+        ("gpt-helper", 0, "group", "devs", "read"),
+        ("gpt-helper", 1, "user", "*", "write"),
+    ]
+    assert query(
+        url, "SELECT word FROM model_words WHERE model_id = 'gpt-helper' ORDER BY word"
+    ) == [("4",), ("code",), ("gpt",), ("helper",)]
+    assert sorted(query(url, "SELECT is_active, models FROM model_counts")) == [
+        (False, 1),
+        (True, 1),
+    ]
+    assert schema_diff(url) == []
 
 
 def test_two_servers_starting_on_an_empty_database_make_one_admin(

@@ -23,7 +23,16 @@ from google.protobuf import struct_pb2
 from modelregistry.v1 import model_service_pb2 as pb
 
 from spec_examples import minimal
-from support import ADMIN_KEY, Client, HttpResponse, Registry, http_request, query, start_registry
+from support import (
+    ADMIN_KEY,
+    Client,
+    HttpResponse,
+    Registry,
+    http_request,
+    query,
+    start_registry,
+    stored_grants,
+)
 
 PATHS = ["/api/v1/models/create", "/api/models/create"]
 FAVICON = "/static/favicon.png"
@@ -93,13 +102,14 @@ def create_new_model(web: Registry, path: str, payload: dict[str, Any]) -> HttpR
 def stored_row(web: Registry, model_id: str) -> dict[str, Any]:
     rows = query(
         web.database_url,
-        "SELECT base_model_id, name, params, meta, access_grants, is_active, commit_message"
+        "SELECT base_model_id, name, params, meta, is_active, commit_message"
         " FROM models WHERE id = :id",
         id=model_id,
     )
     assert len(rows) == 1, rows
     row = rows[0]._asdict()
-    for column in ("params", "meta", "access_grants"):
+    row["access_grants"] = stored_grants(web.database_url, model_id)
+    for column in ("params", "meta"):
         if isinstance(row[column], str):  # SQLite hands JSON back as text
             row[column] = json.loads(row[column])
     row["is_active"] = bool(row["is_active"])

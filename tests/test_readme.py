@@ -58,6 +58,7 @@ def test_grpcurl_walkthrough(fresh_registry: Registry):
     assert result.stdout.split() == [
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
+        "modelregistry.v1.GroupService",
         "modelregistry.v1.ModelService",
     ]
 

@@ -52,3 +52,25 @@ class ModelIdTaken(DomainError):
 class ServiceUnavailable(DomainError):
     reason = "DATABASE_UNAVAILABLE"
     message = "Service Unavailable"
+
+
+class ModelNotFound(DomainError):
+    """No such model, or one the caller may not see: the two look alike."""
+
+    reason = "MODEL_NOT_FOUND"
+    message = "Model not found"
+
+
+class GroupNotFound(DomainError):
+    reason = "GROUP_NOT_FOUND"
+    message = "Group not found"
+
+
+class GroupIdTaken(DomainError):
+    reason = "GROUP_ID_TAKEN"
+    message = "Group ID is already taken"
+
+
+class UserNotFound(DomainError):
+    reason = "USER_NOT_FOUND"
+    message = "User not found"

@@ -58,6 +58,8 @@ class Model:
     updated_at: int
     # Why this state was written; kept with the model, not returned with it.
     commit_message: str | None = None
+    # Whether the caller may change it: set when a model is read for a caller.
+    write_access: bool | None = None
 
 
 ROLE_ADMIN = "admin"
@@ -107,3 +109,13 @@ class ActiveKey:
 
     owner: Principal
     key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Users that grants can name together (access_type "group")."""
+
+    id: str
+    name: str
+    created_at: int
+    member_ids: tuple[str, ...] = ()

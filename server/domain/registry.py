@@ -1,14 +1,32 @@
-"""Model operations: who may do what, then the rules, then storage."""
+"""Model operations: who may do what (access.py), then the rules
+(validation.py), then storage. Every change is decided inside the store's
+transaction (ModelStore.modify), so access is checked against the model as
+it is written, never a stale copy."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from typing import TypeVar
 
-from .errors import ModelIdTaken, PermissionDenied, ServiceUnavailable
-from .models import Model, ModelDraft, Principal
-from .stores import DuplicateKey, ModelStore, StorageUnavailable
-from .validation import build_model
+from .access import FULL_ACCESS, Access, access_to, as_seen_by, grant_principals
+from .errors import (
+    FieldViolation,
+    InvalidArgument,
+    ModelIdTaken,
+    ModelNotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
+from .listing import ListQuery, ModelPage, Visibility
+from .models import ROLE_ADMIN, GrantDraft, Model, ModelDraft, Principal
+from .stores import DuplicateKey, ModelChange, ModelStore, StorageUnavailable
+from .validation import build_model, check_grants
+
+# What UpdateModel may change; update_mask names a subset of these.
+UPDATABLE_FIELDS = ("name", "base_model_id", "params", "meta", "is_active")
+T = TypeVar("T")
 
 
 class ModelRegistry:
@@ -20,7 +38,7 @@ class ModelRegistry:
         # Permission first: a caller without rights learns nothing about ids.
         if not caller.may_create_models:
             raise PermissionDenied()
-        model = build_model(draft, user_id=caller.user_id, now=int(self._clock()))
+        model = build_model(draft, user_id=caller.user_id, now=self._now())
         try:
             await self._store.insert(model)  # the primary key decides uniqueness
         except DuplicateKey as error:
@@ -28,3 +46,155 @@ class ModelRegistry:
         except StorageUnavailable as error:
             raise ServiceUnavailable() from error
         return model
+
+    async def get_model(self, caller: Principal, model_id: str) -> Model:
+        try:
+            model, groups = await self._store.get(model_id, caller.user_id)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        if model is None:
+            raise ModelNotFound()
+        access = access_to(caller, model, groups)
+        if not access.read:
+            raise ModelNotFound()
+        return as_seen_by(model, access)
+
+    async def list_models(self, caller: Principal, query: ListQuery) -> ModelPage:
+        """A page of the models the caller may read, each as they may see it."""
+        try:
+            groups: frozenset[str] = frozenset()
+            if caller.role != ROLE_ADMIN:
+                groups = await self._store.groups_of(caller.user_id)
+            visibility = Visibility(
+                everything=caller.role == ROLE_ADMIN,
+                user_id=caller.user_id,
+                grantees=tuple(grant_principals(caller.user_id, groups)),
+            )
+            page = await self._store.list(query, visibility)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        seen = [as_seen_by(m, access_to(caller, m, groups)) for m in page.models]
+        return replace(page, models=seen)
+
+    async def update_model(
+        self, caller: Principal, draft: ModelDraft, fields: Collection[str] | None = None
+    ) -> Model:
+        """Replace the fields named in `fields` (all updatable ones if None)
+        with the draft's, under create's rules. id, user_id, created_at and
+        the grants stay."""
+        if fields is not None:
+            unknown = sorted(set(fields) - set(UPDATABLE_FIELDS))
+            if unknown:
+                raise InvalidArgument(
+                    [
+                        FieldViolation(
+                            "update_mask",
+                            f"update_mask may name only {', '.join(UPDATABLE_FIELDS)}"
+                            f" (not {', '.join(unknown)})",
+                        )
+                    ]
+                )
+        now = self._now()
+
+        chosen = frozenset(UPDATABLE_FIELDS if fields is None else fields)
+
+        def change(current: Model | None, groups: frozenset[str]) -> Model:
+            current = _writable(caller, current, groups)
+            is_active = draft.is_active
+            if fields is None and is_active is None:
+                is_active = current.is_active  # an absent is_active keeps its value
+            merged = ModelDraft(
+                id=current.id,
+                name=_pick(chosen, "name", draft.name, current.name),
+                base_model_id=_pick(
+                    chosen, "base_model_id", draft.base_model_id, current.base_model_id
+                ),
+                params=_pick(chosen, "params", draft.params, current.params),
+                meta=_pick(chosen, "meta", draft.meta, current.meta),
+                access_grants=[],
+                is_active=_pick(chosen, "is_active", is_active, current.is_active),
+                commit_message=draft.commit_message,
+            )
+            built = build_model(merged, user_id=current.user_id, now=now)
+            return replace(
+                built,
+                access_grants=current.access_grants,
+                created_at=current.created_at,
+                updated_at=max(now, current.updated_at),
+            )
+
+        return await self._modify(caller, draft.id, change)
+
+    async def toggle_model(self, caller: Principal, model_id: str) -> Model:
+        now = self._now()
+
+        def change(current: Model | None, groups: frozenset[str]) -> Model:
+            current = _writable(caller, current, groups)
+            return replace(
+                current,
+                is_active=not current.is_active,
+                updated_at=max(now, current.updated_at),
+                commit_message=None,
+            )
+
+        return await self._modify(caller, model_id, change)
+
+    async def update_model_access(
+        self, caller: Principal, model_id: str, grants: list[GrantDraft]
+    ) -> Model:
+        checked = check_grants(grants)  # a bad grant is refused before any lookup
+        now = self._now()
+
+        def change(current: Model | None, groups: frozenset[str]) -> Model:
+            current = _writable(caller, current, groups)
+            return replace(
+                current,
+                access_grants=checked,
+                updated_at=max(now, current.updated_at),
+                commit_message=None,
+            )
+
+        return await self._modify(caller, model_id, change)
+
+    async def delete_model(self, caller: Principal, model_id: str) -> None:
+        def change(current: Model | None, groups: frozenset[str]) -> None:
+            _writable(caller, current, groups)
+            return None  # gone, with its grants
+
+        await self._change(caller, model_id, change)
+
+    async def _modify(
+        self,
+        caller: Principal,
+        model_id: str,
+        change: Callable[[Model | None, frozenset[str]], Model],
+    ) -> Model:
+        changed = await self._change(caller, model_id, change)
+        assert changed is not None
+        return as_seen_by(changed, FULL_ACCESS)
+
+    async def _change(self, caller: Principal, model_id: str, change: ModelChange) -> Model | None:
+        try:
+            return await self._store.modify(model_id, caller.user_id, change)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+
+def _pick(chosen: frozenset[str], name: str, sent: T, stored: T) -> T:
+    return sent if name in chosen else stored
+
+
+def _writable(caller: Principal, current: Model | None, groups: frozenset[str]) -> Model:
+    """`current`, if the caller may change it; else the error they get: a
+    model they may not see does not exist for them."""
+    access: Access = (
+        access_to(caller, current, groups) if current is not None else Access(False, False)
+    )
+    if current is None or not access.read:
+        raise ModelNotFound()
+    if not access.write:
+        raise PermissionDenied()
+    return current

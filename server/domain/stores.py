@@ -5,10 +5,11 @@ and tested without a database."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from .models import ActiveKey, ApiKey, Model, User
+from .listing import ListQuery, ModelPage, Visibility
+from .models import ActiveKey, ApiKey, Group, Model, User
 
 
 class DuplicateKey(Exception):
@@ -22,6 +23,21 @@ class StorageUnavailable(Exception):
 class ModelStore(Protocol):
     async def insert(self, model: Model) -> None:
         """Store a new model durably; DuplicateKey if its id is taken."""
+        ...
+
+    async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
+        """The model (grants included) and the groups of `user_id`."""
+        ...
+
+    async def groups_of(self, user_id: str) -> frozenset[str]: ...
+
+    async def list(self, query: ListQuery, visibility: Visibility) -> ModelPage:
+        """One page of the models `visibility` lets through that match `query`."""
+        ...
+
+    async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
+        """Apply `change` to the model in one transaction (no other write to
+        it in between) and return what it became."""
         ...
 
 
@@ -53,3 +69,31 @@ class ApiKeyStore(KeyLookup, Protocol):
         ...
 
     def list(self, user_id: str | None = None) -> Sequence[ApiKey]: ...
+
+
+# A model's next state, given its current one (None: there is none) and the
+# caller's groups; None deletes it. It may raise the domain's errors, which
+# leave the model as it was.
+ModelChange = Callable[[Model | None, frozenset[str]], Model | None]
+
+
+class GroupStore(Protocol):
+    def create(self, group: Group) -> None:
+        """DuplicateKey if the id is taken."""
+        ...
+
+    def delete(self, group_id: str) -> bool:
+        """True if there was such a group (its memberships go with it)."""
+        ...
+
+    def get(self, group_id: str) -> Group | None: ...
+
+    def list(self) -> Sequence[Group]: ...
+
+    def add_member(self, group_id: str, user_id: str) -> None:
+        """Idempotent; the group and the user must exist."""
+        ...
+
+    def remove_member(self, group_id: str, user_id: str) -> bool:
+        """True if the user was a member."""
+        ...

@@ -121,6 +121,16 @@ def _check_meta(meta: JsonObject | None, out: list[FieldViolation]) -> None:
     _check_json_values("meta", meta, out)
 
 
+def check_grants(grants: list[GrantDraft]) -> list[AccessGrant]:
+    """The grants to store (de-duplicated, in the spec's spelling), or
+    InvalidArgument naming every bad one."""
+    violations: list[FieldViolation] = []
+    checked = _check_grants(grants, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return checked
+
+
 def _check_grants(grants: list[GrantDraft], out: list[FieldViolation]) -> list[AccessGrant]:
     unique: dict[AccessGrant, None] = {}  # keeps first-seen order
     for index, draft in enumerate(grants):

@@ -279,6 +279,10 @@ local function kind_ok(kind, node)
   elseif kind == "bool" then return t == "true" or t == "false"
   elseif kind == "int" then
     return (t == "number" and is_int64(node.raw)) or (t == "string" and is_int64(node.v))
+  elseif kind == "int32" then
+    local digits = (t == "number" and node.raw) or (t == "string" and node.v) or ""
+    local n = digits:match("^%-?%d+$") and #digits <= 11 and tonumber(digits)
+    return n ~= nil and n ~= false and n >= -2147483648 and n <= 2147483647
   elseif kind == "number" then
     return t == "number" or (t == "string" and (node.v == "NaN" or node.v == "Infinity"
       or node.v == "-Infinity" or tonumber(node.v) ~= nil))
@@ -341,6 +345,40 @@ function M.check_value(config, field, node, where)
   if (field.kind == "struct" or field.kind == "list" or field.kind == "value")
       and has_infinite_number(node) then
     return fill(config.text.number_out_of_range, {field = where})
+  end
+  return nil
+end
+
+local function url_decode(text)
+  text = text:gsub("+", " ")
+  return (text:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+-- A query parameter's value as the JSON value the transcoder reads it as.
+local function query_value(kind, text)
+  if kind == "int" or kind == "int32" then
+    return {t = "number", raw = text, v = tonumber(text)}
+  elseif kind == "bool" then
+    if text == "true" then return {t = "true"} elseif text == "false" then return {t = "false"} end
+    return {t = "string", v = text}
+  end
+  return {t = "string", v = text}
+end
+
+-- The detail of a 400 for this query string, or nil. Parameters that name a
+-- scalar field of the route's request message are checked as the transcoder
+-- reads them; every other parameter is left to it (unknown ones it ignores).
+function M.check_query(config, message_name, query)
+  local fields = config.messages[message_name].fields
+  for pair in query:gmatch("[^&]+") do
+    local key, value = pair:match("^([^=]*)=?(.*)$")
+    local field = fields[url_decode(key)]
+    if field ~= nil and not field.repeated and field.kind ~= "message" then
+      local text = url_decode(value)
+      if not kind_ok(field.kind, query_value(field.kind, text)) then
+        return fill(config.text.wrong_type, {field = field.name, expected = config.text.kinds[field.kind]})
+      end
+    end
   end
   return nil
 end
@@ -469,6 +507,14 @@ function M.on_request(config, handle)
   local route = route_of(config, headers:get(":method") or "", headers:get(":path") or "")
   if route == nil then return end
   handle:streamInfo():dynamicMetadata():set(META, "reply", route.reply)
+  local query = (headers:get(":path") or ""):match("%?(.*)$")
+  if query ~= nil and query ~= "" then
+    local detail = M.check_query(config, route.request, query)
+    if detail ~= nil then
+      handle:respond({[":status"] = "400"}, detail)
+      return
+    end
+  end
   if route.body == nil then return end
   local body = handle:body()
   if body == nil then return end

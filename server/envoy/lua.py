@@ -53,6 +53,7 @@ TEXTS: dict[str, Any] = {
         "bytes": "a string",
         "bool": "true or false",
         "int": "an integer",
+        "int32": "an integer",
         "number": "a number",
         "enum": "a string",
         "message": "an object",
@@ -76,6 +77,9 @@ _SCALARS = {
     FieldDescriptor.TYPE_DOUBLE: "number",
     FieldDescriptor.TYPE_FLOAT: "number",
     FieldDescriptor.TYPE_ENUM: "enum",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_SINT32: "int32",
+    FieldDescriptor.TYPE_SFIXED32: "int32",
 }
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -94,11 +98,16 @@ def lua_config(service: ServiceDescriptor) -> dict[str, Any]:
     for method in service.methods:
         reply = method.output_type
         _add_message(reply, messages)
+        _add_message(method.input_type, messages)
         for rule in _http_rules(method.GetOptions().Extensions[annotations_pb2.http]):
             verb = rule.WhichOneof("pattern")
             path = getattr(rule, verb)
             body = _body_message(method.input_type, rule.body)
-            route: dict[str, Any] = {"method": verb.upper(), "reply": reply.full_name}
+            route: dict[str, Any] = {
+                "method": verb.upper(),
+                "request": method.input_type.full_name,
+                "reply": reply.full_name,
+            }
             if body is not None:
                 _add_message(body, messages)
                 route["body"] = body.full_name
@@ -165,13 +174,13 @@ def _field(field: FieldDescriptor) -> dict[str, Any]:
     else:
         described["kind"] = _SCALARS.get(field.type, "int")
     behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
-    # An unset optional field reads as null in replies, as the API has it
-    # (base_model_id), unless clients never see the field at all.
+    # A field a client may leave out (field_behavior OPTIONAL, with presence)
+    # reads as null in replies when it did, as the API has base_model_id.
     described["null_when_unset"] = (
         field.has_presence
         and not field.is_repeated
         and field.type != FieldDescriptor.TYPE_MESSAGE
-        and field_behavior_pb2.INPUT_ONLY not in behaviors
+        and field_behavior_pb2.OPTIONAL in behaviors
     )
     return described
 

@@ -77,6 +77,10 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     )
 
 
+# Execution option of a connection whose transactions read, then write.
+WRITE_FIRST = "modelregistry_write_first"
+
+
 def set_up_sqlite(
     engine: Engine, *, busy_timeout_ms: int, begin: str = "BEGIN", foreign_keys: bool = True
 ) -> None:
@@ -97,7 +101,11 @@ def set_up_sqlite(
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(begin)
+        # A read-modify-write transaction takes the write lock first (waiting
+        # for it), so that its write cannot fail on a snapshot another
+        # connection changed meanwhile.
+        immediate = connection.get_execution_options().get(WRITE_FIRST, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else begin)
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)

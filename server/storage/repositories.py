@@ -1,46 +1,15 @@
-"""The domain's stores (domain/stores.py) on SQLAlchemy: queries, one short
-transaction each; model inserts are group-committed (writer.py)."""
+"""The domain's user and key stores (domain/stores.py) on SQLAlchemy: one
+short transaction each. (Models: models.py; groups: groups.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
-from ..domain.models import ActiveKey, ApiKey, Model, Principal, User
+from ..domain.models import ActiveKey, ApiKey, Principal, User
 from .database import translate_errors
-from .tables import api_keys, models, users
-from .writer import BatchWriter
-
-
-class ModelRepository:
-    def __init__(self, engine: Engine) -> None:
-        self._writer = BatchWriter(engine, insert(models))
-
-    async def insert(self, model: Model) -> None:
-        """Store a new model, durably, before returning; DuplicateKey if its
-        id is taken, StorageUnavailable if the database cannot take it."""
-        row = {
-            "id": model.id,
-            "user_id": model.user_id,
-            "base_model_id": model.base_model_id,
-            "name": model.name,
-            "params": model.params,
-            "meta": model.meta,
-            "access_grants": [
-                {"access_type": g.access_type, "access_id": g.access_id, "permission": g.permission}
-                for g in model.access_grants
-            ],
-            "is_active": model.is_active,
-            "created_at": model.created_at,
-            "updated_at": model.updated_at,
-            "commit_message": model.commit_message,
-        }
-        await asyncio.wrap_future(self._writer.submit(row))
-
-    def close(self) -> None:
-        self._writer.close()
+from .tables import api_keys, users
 
 
 def _user_values(user: User) -> dict[str, object]:

@@ -1,6 +1,12 @@
-"""The schema. Access grants are a JSON column of the model row: they are
-always written and read with their model, in the order sent, so one INSERT
-stores a model whole and no join is needed to return it."""
+"""The schema.
+
+A model's access grants are rows of model_grants, in the order sent, so that
+"the models shared with me" is an index lookup by grantee. model_words is the
+text search's inverted index (each word of a model's id, name and
+base_model_id, as domain/listing.py splits text), and model_counts keeps how
+many models are active and inactive, so totals over every model cost no scan.
+Text that is sorted or searched by range is compared as bytes (collation "C"
+on PostgreSQL, SQLite's default), so both databases order alike."""
 
 from __future__ import annotations
 
@@ -10,11 +16,21 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
 )
+
+
+def _bytewise(length: int | None = None) -> Text | String:
+    """Text ordered by its bytes on every database."""
+    plain = Text() if length is None else String(length)
+    collated = Text(collation="C") if length is None else String(length, collation="C")
+    return plain.with_variant(collated, "postgresql")
+
 
 # Named constraints, so that migrations and error messages are stable on
 # every database.
@@ -51,15 +67,65 @@ api_keys = Table(
 models = Table(
     "models",
     metadata,
-    Column("id", String(256), primary_key=True),
+    Column("id", _bytewise(256), primary_key=True),
     Column("user_id", String(256), ForeignKey("users.id"), nullable=False, index=True),
     Column("base_model_id", String(256), nullable=True),
-    Column("name", Text, nullable=False),
+    Column("name", _bytewise(), nullable=False),
     Column("params", JSON, nullable=False),
     Column("meta", JSON, nullable=False),
-    Column("access_grants", JSON, nullable=False),
     Column("is_active", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("commit_message", Text, nullable=True),
+    # The orders ListModels pages by (keyset: sort value, then id).
+    Index("ix_models_name_id", "name", "id"),
+    Index("ix_models_created_at_id", "created_at", "id"),
+    Index("ix_models_updated_at_id", "updated_at", "id"),
+)
+
+model_grants = Table(
+    "model_grants",
+    metadata,
+    Column(
+        "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("position", Integer, primary_key=True),  # order as sent
+    Column("access_type", String(16), nullable=False),
+    Column("access_id", String(256), nullable=False),
+    Column("permission", String(8), nullable=False),
+    # "Which models does this grantee have a grant on?"
+    Index("ix_model_grants_grantee", "access_type", "access_id", "model_id"),
+)
+
+model_words = Table(
+    "model_words",
+    metadata,
+    Column("word", _bytewise(256), primary_key=True),  # prefix search: a range of this key
+    Column(
+        "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Index("ix_model_words_model_id", "model_id"),  # to replace a model's words
+)
+
+model_counts = Table(
+    "model_counts",
+    metadata,
+    Column("is_active", Boolean, primary_key=True),
+    Column("models", BigInteger, nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(256), ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(256), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_group_members_user_id", "user_id", "group_id"),  # "my groups"
 )

@@ -1,37 +1,48 @@
 """Group commit: one thread owns model inserts. Concurrent creates queue up
 and are committed together, so one commit (one fsync) acknowledges a whole
-batch; a row that fails (a taken id) never fails its neighbours."""
+batch; an item that fails (a taken id) never fails its neighbours."""
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, exc
+from sqlalchemy import Connection, Engine, exc
 
 from ..domain.stores import DuplicateKey
 from .database import is_outage, is_unique_violation, translate_errors
 
-Row = dict[str, Any]
+Item = TypeVar("Item")
 _STOP = object()
 
 
-class BatchWriter:
-    def __init__(self, engine: Engine, statement: Insert, *, max_batch: int = 256) -> None:
+class BatchWriter(Generic[Item]):
+    def __init__(
+        self,
+        engine: Engine,
+        write: Callable[[Connection, list[Item]], None],
+        *,
+        order: Callable[[Item], str],
+        max_batch: int = 256,
+    ) -> None:
+        """`write` stores a list of items on a connection (inside the batch's
+        transaction); `order` sorts a batch before it is written."""
         self._engine = engine
-        self._statement = statement
+        self._write_items = write
+        self._order = order
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, row: Row) -> Future[None]:
-        """Queue `row`; the future resolves once it is committed, or fails with
-        DuplicateKey or StorageUnavailable."""
+    def submit(self, item: Item) -> Future[None]:
+        """Queue `item`; the future resolves once it is committed, or fails
+        with DuplicateKey or StorageUnavailable."""
         future: Future[None] = Future()
-        self._queue.put((row, future))
+        self._queue.put((item, future))
         return future
 
     def close(self) -> None:
@@ -57,22 +68,22 @@ class BatchWriter:
                 batch.append(item)
             # A create whose caller gave up before its turn is not written.
             batch = [
-                (row, future) for row, future in batch if future.set_running_or_notify_cancel()
+                (item, future) for item, future in batch if future.set_running_or_notify_cancel()
             ]
             if batch:
                 self._write(batch)
 
-    def _write(self, batch: list[tuple[Row, Future[None]]]) -> None:
-        # Rows in id order: concurrent batches (other replicas) then take the
-        # unique-index locks in the same order and cannot deadlock.
-        batch.sort(key=lambda item: item[0]["id"])
+    def _write(self, batch: list[tuple[Item, Future[None]]]) -> None:
+        # Items in key order: concurrent batches (other replicas) then take
+        # the unique-index locks in the same order and cannot deadlock.
+        batch.sort(key=lambda entry: self._order(entry[0]))
         failures: dict[int, BaseException] = {}
         try:
             with translate_errors(), self._engine.begin() as connection:
                 try:
-                    # The common case: every row is new, one statement for all.
+                    # The common case: every item is new, one statement per table.
                     with connection.begin_nested():
-                        connection.execute(self._statement, [row for row, _ in batch])
+                        self._write_items(connection, [item for item, _ in batch])
                 except exc.StatementError as error:
                     if is_outage(error):
                         raise
@@ -90,13 +101,13 @@ class BatchWriter:
                 future.set_result(None)
 
     def _write_one_by_one(
-        self, connection: Connection, batch: list[tuple[Row, Future[None]]]
+        self, connection: Connection, batch: list[tuple[Item, Future[None]]]
     ) -> dict[int, BaseException]:
         failures: dict[int, BaseException] = {}
-        for index, (row, _) in enumerate(batch):
+        for index, (item, _) in enumerate(batch):
             try:
                 with connection.begin_nested():
-                    connection.execute(self._statement, row)
+                    self._write_items(connection, [item])
             except exc.StatementError as error:
                 if is_outage(error):
                     raise

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import struct_pb2
 
+from modelregistry.v1 import group_service_pb2 as group_pb
 from modelregistry.v1 import model_service_pb2 as pb
 
-from ..domain.models import GrantDraft, JsonObject, Model, ModelDraft
+from ..domain.listing import ListQuery, ModelPage, list_query, next_page_token
+from ..domain.models import GrantDraft, Group, JsonObject, Model, ModelDraft
 
 _MAX_EXACT_INTEGER = 2**53  # beyond this a double no longer holds every integer
 
@@ -22,13 +25,47 @@ def draft_from_proto(message: pb.Model) -> ModelDraft:
         base_model_id=message.base_model_id if message.HasField("base_model_id") else None,
         params=struct_to_dict(message.params) if message.HasField("params") else None,
         meta=struct_to_dict(message.meta) if message.HasField("meta") else None,
-        access_grants=[
-            GrantDraft(g.access_type, g.access_id, g.permission, g.principal_type, g.principal_id)
-            for g in message.access_grants
-        ],
+        access_grants=grants_from_proto(message.access_grants),
         is_active=message.is_active if message.HasField("is_active") else None,
         commit_message=message.commit_message if message.HasField("commit_message") else None,
     )
+
+
+def grants_from_proto(grants: Iterable[pb.AccessGrant]) -> list[GrantDraft]:
+    return [
+        GrantDraft(g.access_type, g.access_id, g.permission, g.principal_type, g.principal_id)
+        for g in grants
+    ]
+
+
+def list_query_from_proto(request: pb.ListModelsRequest) -> ListQuery:
+    return list_query(
+        page_size=request.page_size,
+        page_token=request.page_token,
+        query=request.query,
+        view_option=request.view_option,
+        order_by=request.order_by,
+        direction=request.direction,
+        is_active=request.is_active if request.HasField("is_active") else None,
+        owner_id=request.owner_id,
+        page=request.page,
+    )
+
+
+def page_to_proto(query: ListQuery, page: ModelPage) -> pb.ListModelsResponse:
+    return pb.ListModelsResponse(
+        items=[model_to_proto(model) for model in page.models],
+        total=page.total,
+        next_page_token="" if page.last is None else next_page_token(query, page.last),
+    )
+
+
+def update_fields(request: pb.UpdateModelRequest) -> list[str] | None:
+    """The fields an UpdateModel changes: those its update_mask names, or all
+    (None) without one."""
+    if request.HasField("update_mask") and request.update_mask.paths:
+        return list(request.update_mask.paths)
+    return None
 
 
 def model_to_proto(model: Model) -> pb.Model:
@@ -48,6 +85,8 @@ def model_to_proto(model: Model) -> pb.Model:
     )
     if model.base_model_id is not None:
         message.base_model_id = model.base_model_id
+    if model.write_access is not None:
+        message.write_access = model.write_access
     # SetInParent: an empty object is still sent (and printed as {}).
     message.params.SetInParent()
     message.params.update(model.params)
@@ -78,3 +117,9 @@ def _value(value: struct_pb2.Value) -> Any:
     if kind == "list_value":
         return [_value(item) for item in value.list_value.values]
     return None  # null_value, or a Value with nothing set
+
+
+def group_to_proto(group: Group) -> group_pb.Group:
+    return group_pb.Group(
+        id=group.id, name=group.name, created_at=group.created_at, member_ids=group.member_ids
+    )

@@ -43,9 +43,9 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(
-        self, service_prefix: str, authenticator: Authenticator, executor: Executor
+        self, service_prefixes: tuple[str, ...], authenticator: Authenticator, executor: Executor
     ) -> None:
-        self._prefix = service_prefix  # e.g. "/modelregistry.v1.ModelService/"
+        self._prefixes = service_prefixes  # e.g. "/modelregistry.v1.ModelService/"
         self._authenticator = authenticator
         self._executor = executor
         self._wrapped: dict[str, Handler] = {}
@@ -60,7 +60,7 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
             return wrapped
         handler = await continuation(details)
         # Health and reflection are open to all; unknown methods stay UNIMPLEMENTED.
-        if handler is None or not details.method.startswith(self._prefix):
+        if handler is None or not details.method.startswith(self._prefixes):
             return handler
         if handler.unary_unary is None or handler.request_deserializer is None:
             raise NotImplementedError("only unary ModelService methods are served")

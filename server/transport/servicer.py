@@ -2,25 +2,65 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
+from google.protobuf import wrappers_pb2
 
 from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 
 from ..domain.registry import ModelRegistry
-from .convert import draft_from_proto, model_to_proto
+from .convert import (
+    draft_from_proto,
+    grants_from_proto,
+    list_query_from_proto,
+    model_to_proto,
+    page_to_proto,
+    update_fields,
+)
 from .interceptor import current_caller
+
+# The context is not used: the interceptor reads the caller and sends errors.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class ModelService(pb_grpc.ModelServiceServicer):
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
-    async def CreateModel(
-        self,
-        request: pb.CreateModelRequest,
-        context: grpc.aio.ServicerContext[pb.CreateModelRequest, pb.Model],
-    ) -> pb.Model:
+    async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
-        model = await self._registry.create_model(current_caller(), draft)
+        return model_to_proto(await self._registry.create_model(current_caller(), draft))
+
+    async def GetModel(self, request: pb.GetModelRequest, context: Context) -> pb.Model:
+        return model_to_proto(await self._registry.get_model(current_caller(), request.id))
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Context
+    ) -> pb.ListModelsResponse:
+        query = list_query_from_proto(request)
+        return page_to_proto(query, await self._registry.list_models(current_caller(), query))
+
+    async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> pb.Model:
+        model = await self._registry.update_model(
+            current_caller(), draft_from_proto(request.model), update_fields(request)
+        )
         return model_to_proto(model)
+
+    async def ToggleModel(self, request: pb.ToggleModelRequest, context: Context) -> pb.Model:
+        return model_to_proto(await self._registry.toggle_model(current_caller(), request.id))
+
+    async def UpdateModelAccess(
+        self, request: pb.UpdateModelAccessRequest, context: Context
+    ) -> pb.Model:
+        model = await self._registry.update_model_access(
+            current_caller(), request.id, grants_from_proto(request.access_grants)
+        )
+        return model_to_proto(model)
+
+    async def DeleteModel(
+        self, request: pb.DeleteModelRequest, context: Context
+    ) -> wrappers_pb2.BoolValue:
+        await self._registry.delete_model(current_caller(), request.id)
+        return wrappers_pb2.BoolValue(value=True)

@@ -1,5 +1,5 @@
-"""The one place where a domain error becomes a gRPC status. Envoy maps these
-codes to HTTP statuses (envoy.yaml)."""
+"""The one place where a domain error becomes a gRPC status. Envoy's
+error-shaping script maps these codes to HTTP statuses (envoy/http_face.lua)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ModelIdTaken: grpc.StatusCode.ALREADY_EXISTS,
     errors.ServiceUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.GroupNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.GroupIdTaken: grpc.StatusCode.ALREADY_EXISTS,
+    errors.UserNotFound: grpc.StatusCode.NOT_FOUND,
 }
 
 

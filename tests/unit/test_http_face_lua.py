@@ -310,6 +310,7 @@ def test_config_routes_come_from_the_http_bindings():
     config = lua_config(SERVICE)
     assert config["routes"]["POST /api/models/create"] == {
         "method": "POST",
+        "request": "modelregistry.v1.CreateModelRequest",
         "reply": MODEL,
         "body": MODEL,
     }

@@ -24,10 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelregistry/v1/model_service.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"B\n\x12\x43reateModelRequest\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelB\x04\xe2\x41\x01\x02\"\xa6\x03\n\x05Model\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\rbase_model_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12+\n\x04meta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12:\n\raccess_grants\x18\x07 \x03(\x0b\x32\x1d.modelregistry.v1.AccessGrantB\x04\xe2\x41\x01\x01\x12\x1c\n\tis_active\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x18\n\ncreated_at\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nupdated_at\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x12!\n\x0e\x63ommit_message\x18\x0b \x01(\tB\x04\xe2\x41\x01\x04H\x02\x88\x01\x01\x42\x10\n\x0e_base_model_idB\x0c\n\n_is_activeB\x11\n\x0f_commit_message\"\xb7\x01\n\x0b\x41\x63\x63\x65ssGrant\x12\x13\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\t\x12\x11\n\taccess_id\x18\x02 \x01(\t\x12\x18\n\npermission\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0eprincipal_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x04H\x00\x88\x01\x01\x12\x1f\n\x0cprincipal_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x04H\x01\x88\x01\x01\x42\x11\n\x0f_principal_typeB\x0f\n\r_principal_id2\xa0\x01\n\x0cModelService\x12\x8f\x01\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\"A\x82\xd3\xe4\x93\x02;\"\x12/api/models/create:\x05modelZ\x1e\"\x15/api/v1/models/create:\x05modelb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelregistry/v1/model_service.proto\x12\x10modelregistry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\"B\n\x12\x43reateModelRequest\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelB\x04\xe2\x41\x01\x02\"#\n\x0fGetModelRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xff\x01\n\x11ListModelsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x13\n\x05query\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bview_option\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08order_by\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x17\n\tdirection\x18\x06 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1c\n\tis_active\x18\x07 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x16\n\x08owner_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04page\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x01\x42\x0c\n\n_is_active\"d\n\x12ListModelsResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.modelregistry.v1.Model\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"y\n\x12UpdateModelRequest\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x17.modelregistry.v1.ModelB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\"&\n\x12ToggleModelRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"|\n\x18UpdateModelAccessRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12:\n\raccess_grants\x18\x03 \x03(\x0b\x32\x1d.modelregistry.v1.AccessGrantB\x04\xe2\x41\x01\x01\"&\n\x12\x44\x65leteModelRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xd8\x03\n\x05Model\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07user_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12 \n\rbase_model_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06params\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12+\n\x04meta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x02\x12:\n\raccess_grants\x18\x07 \x03(\x0b\x32\x1d.modelregistry.v1.AccessGrantB\x04\xe2\x41\x01\x01\x12\x1c\n\tis_active\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x01\x88\x01\x01\x12\x18\n\ncreated_at\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\nupdated_at\x18\n \x01(\x03\x42\x04\xe2\x41\x01\x03\x12!\n\x0e\x63ommit_message\x18\x0b \x01(\tB\x04\xe2\x41\x01\x04H\x02\x88\x01\x01\x12\x1f\n\x0cwrite_access\x18\x0c \x01(\x08\x42\x04\xe2\x41\x01\x03H\x03\x88\x01\x01\x42\x10\n\x0e_base_model_idB\x0c\n\n_is_activeB\x11\n\x0f_commit_messageB\x0f\n\r_write_access\"\xb7\x01\n\x0b\x41\x63\x63\x65ssGrant\x12\x13\n\x0b\x61\x63\x63\x65ss_type\x18\x01 \x01(\t\x12\x11\n\taccess_id\x18\x02 \x01(\t\x12\x18\n\npermission\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12!\n\x0eprincipal_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x04H\x00\x88\x01\x01\x12\x1f\n\x0cprincipal_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x04H\x01\x88\x01\x01\x42\x11\n\x0f_principal_typeB\x0f\n\r_principal_id2\x9d\x08\n\x0cModelService\x12\x8f\x01\n\x0b\x43reateModel\x12$.modelregistry.v1.CreateModelRequest\x1a\x17.modelregistry.v1.Model\"A\x82\xd3\xe4\x93\x02;\"\x12/api/models/create:\x05modelZ\x1e\"\x15/api/v1/models/create:\x05model\x12y\n\x08GetModel\x12!.modelregistry.v1.GetModelRequest\x1a\x17.modelregistry.v1.Model\"1\x82\xd3\xe4\x93\x02+\x12\x11/api/models/modelZ\x16\x12\x14/api/v1/models/model\x12\x88\x01\n\nListModels\x12#.modelregistry.v1.ListModelsRequest\x1a$.modelregistry.v1.ListModelsResponse\"/\x82\xd3\xe4\x93\x02)\x12\x10/api/models/listZ\x15\x12\x13/api/v1/models/list\x12\x9b\x01\n\x0bUpdateModel\x12$.modelregistry.v1.UpdateModelRequest\x1a\x17.modelregistry.v1.Model\"M\x82\xd3\xe4\x93\x02G\"\x18/api/models/model/update:\x05modelZ$\"\x1b/api/v1/models/model/update:\x05model\x12\x8d\x01\n\x0bToggleModel\x12$.modelregistry.v1.ToggleModelRequest\x1a\x17.modelregistry.v1.Model\"?\x82\xd3\xe4\x93\x02\x39\"\x18/api/models/model/toggleZ\x1d\"\x1b/api/v1/models/model/toggle\x12\xad\x01\n\x11UpdateModelAccess\x12*.modelregistry.v1.UpdateModelAccessRequest\x1a\x17.modelregistry.v1.Model\"S\x82\xd3\xe4\x93\x02M\"\x1f/api/models/model/access/update:\x01*Z\'\"\"/api/v1/models/model/access/update:\x01*\x12\x96\x01\n\x0b\x44\x65leteModel\x12$.modelregistry.v1.DeleteModelRequest\x1a\x1a.google.protobuf.BoolValue\"E\x82\xd3\xe4\x93\x02?\"\x18/api/models/model/delete:\x01*Z \"\x1b/api/v1/models/model/delete:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +38,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEMODELREQUEST'].fields_by_name['model']._loaded_options = None
   _globals['_CREATEMODELREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
+  _globals['_GETMODELREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETMODELREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['query']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['query']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['view_option']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['view_option']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['order_by']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['order_by']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['direction']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['direction']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['is_active']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['is_active']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['owner_id']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['owner_id']._serialized_options = b'\342A\001\001'
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page']._loaded_options = None
+  _globals['_LISTMODELSREQUEST'].fields_by_name['page']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATEMODELREQUEST'].fields_by_name['model']._loaded_options = None
+  _globals['_UPDATEMODELREQUEST'].fields_by_name['model']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMODELREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATEMODELREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\001'
+  _globals['_TOGGLEMODELREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_TOGGLEMODELREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\001'
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['access_grants']._loaded_options = None
+  _globals['_UPDATEMODELACCESSREQUEST'].fields_by_name['access_grants']._serialized_options = b'\342A\001\001'
+  _globals['_DELETEMODELREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_DELETEMODELREQUEST'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_MODEL'].fields_by_name['id']._loaded_options = None
   _globals['_MODEL'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_MODEL'].fields_by_name['user_id']._loaded_options = None
@@ -58,6 +94,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL'].fields_by_name['updated_at']._serialized_options = b'\342A\001\003'
   _globals['_MODEL'].fields_by_name['commit_message']._loaded_options = None
   _globals['_MODEL'].fields_by_name['commit_message']._serialized_options = b'\342A\001\004'
+  _globals['_MODEL'].fields_by_name['write_access']._loaded_options = None
+  _globals['_MODEL'].fields_by_name['write_access']._serialized_options = b'\342A\001\003'
   _globals['_ACCESSGRANT'].fields_by_name['permission']._loaded_options = None
   _globals['_ACCESSGRANT'].fields_by_name['permission']._serialized_options = b'\342A\001\002'
   _globals['_ACCESSGRANT'].fields_by_name['principal_type']._loaded_options = None
@@ -66,12 +104,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCESSGRANT'].fields_by_name['principal_id']._serialized_options = b'\342A\001\004'
   _globals['_MODELSERVICE'].methods_by_name['CreateModel']._loaded_options = None
   _globals['_MODELSERVICE'].methods_by_name['CreateModel']._serialized_options = b'\202\323\344\223\002;\"\022/api/models/create:\005modelZ\036\"\025/api/v1/models/create:\005model'
-  _globals['_CREATEMODELREQUEST']._serialized_start=151
-  _globals['_CREATEMODELREQUEST']._serialized_end=217
-  _globals['_MODEL']._serialized_start=220
-  _globals['_MODEL']._serialized_end=642
-  _globals['_ACCESSGRANT']._serialized_start=645
-  _globals['_ACCESSGRANT']._serialized_end=828
-  _globals['_MODELSERVICE']._serialized_start=831
-  _globals['_MODELSERVICE']._serialized_end=991
+  _globals['_MODELSERVICE'].methods_by_name['GetModel']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['GetModel']._serialized_options = b'\202\323\344\223\002+\022\021/api/models/modelZ\026\022\024/api/v1/models/model'
+  _globals['_MODELSERVICE'].methods_by_name['ListModels']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002)\022\020/api/models/listZ\025\022\023/api/v1/models/list'
+  _globals['_MODELSERVICE'].methods_by_name['UpdateModel']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['UpdateModel']._serialized_options = b'\202\323\344\223\002G\"\030/api/models/model/update:\005modelZ$\"\033/api/v1/models/model/update:\005model'
+  _globals['_MODELSERVICE'].methods_by_name['ToggleModel']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['ToggleModel']._serialized_options = b'\202\323\344\223\0029\"\030/api/models/model/toggleZ\035\"\033/api/v1/models/model/toggle'
+  _globals['_MODELSERVICE'].methods_by_name['UpdateModelAccess']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['UpdateModelAccess']._serialized_options = b'\202\323\344\223\002M\"\037/api/models/model/access/update:\001*Z\'\"\"/api/v1/models/model/access/update:\001*'
+  _globals['_MODELSERVICE'].methods_by_name['DeleteModel']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['DeleteModel']._serialized_options = b'\202\323\344\223\002?\"\030/api/models/model/delete:\001*Z \"\033/api/v1/models/model/delete:\001*'
+  _globals['_CREATEMODELREQUEST']._serialized_start=217
+  _globals['_CREATEMODELREQUEST']._serialized_end=283
+  _globals['_GETMODELREQUEST']._serialized_start=285
+  _globals['_GETMODELREQUEST']._serialized_end=320
+  _globals['_LISTMODELSREQUEST']._serialized_start=323
+  _globals['_LISTMODELSREQUEST']._serialized_end=578
+  _globals['_LISTMODELSRESPONSE']._serialized_start=580
+  _globals['_LISTMODELSRESPONSE']._serialized_end=680
+  _globals['_UPDATEMODELREQUEST']._serialized_start=682
+  _globals['_UPDATEMODELREQUEST']._serialized_end=803
+  _globals['_TOGGLEMODELREQUEST']._serialized_start=805
+  _globals['_TOGGLEMODELREQUEST']._serialized_end=843
+  _globals['_UPDATEMODELACCESSREQUEST']._serialized_start=845
+  _globals['_UPDATEMODELACCESSREQUEST']._serialized_end=969
+  _globals['_DELETEMODELREQUEST']._serialized_start=971
+  _globals['_DELETEMODELREQUEST']._serialized_end=1009
+  _globals['_MODEL']._serialized_start=1012
+  _globals['_MODEL']._serialized_end=1484
+  _globals['_ACCESSGRANT']._serialized_start=1487
+  _globals['_ACCESSGRANT']._serialized_end=1670
+  _globals['_MODELSERVICE']._serialized_start=1673
+  _globals['_MODELSERVICE']._serialized_end=2726
 # @@protoc_insertion_point(module_scope)

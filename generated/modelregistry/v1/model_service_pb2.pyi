@@ -10,6 +10,7 @@ gRPC-JSON transcoder serves them from this file (see envoy.yaml).
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -49,6 +50,231 @@ class CreateModelRequest(_message.Message):
 Global___CreateModelRequest: _TypeAlias = CreateModelRequest  # noqa: Y015
 
 @_typing.final
+class GetModelRequest(_message.Message):
+    """Request for ModelService.GetModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetModelRequest: _TypeAlias = GetModelRequest  # noqa: Y015
+
+@_typing.final
+class ListModelsRequest(_message.Message):
+    """Request for ModelService.ListModels. Every filter is optional."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    VIEW_OPTION_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    IS_ACTIVE_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most models in a page: 1 to 1000; 0 means 30."""
+    page_token: _builtins.str
+    """next_page_token of the previous page of the same query; empty for the
+    first page.
+    """
+    query: _builtins.str
+    """Words that must all occur in the model's id, name or base_model_id
+    (case-insensitive, each word matched at the start of a word).
+    """
+    view_option: _builtins.str
+    """"created": only the caller's own models; "shared": only models others
+    shared with the caller; empty: both.
+    """
+    order_by: _builtins.str
+    """"name", "created_at" or "updated_at"; empty means "created_at"."""
+    direction: _builtins.str
+    """"asc" or "desc"; empty means "asc" for name and "desc" otherwise."""
+    is_active: _builtins.bool
+    """Only active (true) or only inactive (false) models."""
+    owner_id: _builtins.str
+    """Only models owned by this user."""
+    page: _builtins.int
+    """Open WebUI's paging: page N (from 1) of 30. Not with page_token."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        query: _builtins.str = ...,
+        view_option: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        is_active: _builtins.bool | None = ...,
+        owner_id: _builtins.str = ...,
+        page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "is_active", b"is_active"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "direction", b"direction", "is_active", b"is_active", "order_by", b"order_by", "owner_id", b"owner_id", "page", b"page", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "view_option", b"view_option"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
+    _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
+
+Global___ListModelsRequest: _TypeAlias = ListModelsRequest  # noqa: Y015
+
+@_typing.final
+class ListModelsResponse(_message.Message):
+    """A page of ModelService.ListModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """How many models match the query in all pages."""
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]:
+        """The models of this page, each with write_access for the caller."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Model] | None = ...,
+        total: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateModelRequest(_message.Message):
+    """Request for ModelService.UpdateModel. Over HTTP the JSON body is the model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def model(self) -> Global___Model:
+        """The model's new state; its `id` names the model to change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change, of name, base_model_id, params, meta and
+        is_active; empty means all of them (an absent is_active then keeps its
+        value). commit_message is read either way.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: Global___Model | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelRequest: _TypeAlias = UpdateModelRequest  # noqa: Y015
+
+@_typing.final
+class ToggleModelRequest(_message.Message):
+    """Request for ModelService.ToggleModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ToggleModelRequest: _TypeAlias = ToggleModelRequest  # noqa: Y015
+
+@_typing.final
+class UpdateModelAccessRequest(_message.Message):
+    """Request for ModelService.UpdateModelAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ACCESS_GRANTS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    name: _builtins.str
+    """Ignored; Open WebUI's front end sends the model's name."""
+    @_builtins.property
+    def access_grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessGrant]:
+        """The grants the model has from now on; empty removes every grant."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        access_grants: _abc.Iterable[Global___AccessGrant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_grants", b"access_grants", "id", b"id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelAccessRequest: _TypeAlias = UpdateModelAccessRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelRequest(_message.Message):
+    """Request for ModelService.DeleteModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelRequest: _TypeAlias = DeleteModelRequest  # noqa: Y015
+
+@_typing.final
 class Model(_message.Message):
     """A custom model."""
 
@@ -65,6 +291,7 @@ class Model(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     COMMIT_MESSAGE_FIELD_NUMBER: _builtins.int
+    WRITE_ACCESS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique identifier used to reference the model in API calls: 1 to 256
     characters (Unicode code points), no whitespace or control characters.
@@ -87,6 +314,8 @@ class Model(_message.Message):
     """Why this change was made: up to 4096 characters, kept with the model.
     Accepted on writes, never returned with the model.
     """
+    write_access: _builtins.bool
+    """Whether the caller may change the model. Set by GetModel and ListModels."""
     @_builtins.property
     def params(self) -> _struct_pb2.Struct:
         """Model parameters, any JSON object. When present, the common ones are
@@ -122,10 +351,11 @@ class Model(_message.Message):
         created_at: _builtins.int = ...,
         updated_at: _builtins.int = ...,
         commit_message: _builtins.str | None = ...,
+        write_access: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "is_active", b"is_active", "meta", b"meta", "params", b"params"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "_write_access", b"_write_access", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "is_active", b"is_active", "meta", b"meta", "params", b"params", "write_access", b"write_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "_write_access", b"_write_access", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id", "write_access", b"write_access"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__base_model_id: _TypeAlias = _typing.Literal["base_model_id"]  # noqa: Y015
     _WhichOneofArgType__base_model_id: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id"]  # noqa: Y015
@@ -133,12 +363,16 @@ class Model(_message.Message):
     _WhichOneofArgType__commit_message: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message"]  # noqa: Y015
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
+    _WhichOneofReturnType__write_access: _TypeAlias = _typing.Literal["write_access"]  # noqa: Y015
+    _WhichOneofArgType__write_access: _TypeAlias = _typing.Literal["_write_access", b"_write_access"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__base_model_id) -> _WhichOneofReturnType__base_model_id | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__commit_message) -> _WhichOneofReturnType__commit_message | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__write_access) -> _WhichOneofReturnType__write_access | None: ...
 
 Global___Model: _TypeAlias = Model  # noqa: Y015
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 from modelregistry.v1 import model_service_pb2 as modelregistry_dot_v1_dot_model__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -40,6 +41,36 @@ class ModelServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.CreateModelRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
                 _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/modelregistry.v1.ModelService/GetModel',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ListModels',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.UpdateModel = channel.unary_unary(
+                '/modelregistry.v1.ModelService/UpdateModel',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+                _registered_method=True)
+        self.ToggleModel = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ToggleModel',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ToggleModelRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+                _registered_method=True)
+        self.UpdateModelAccess = channel.unary_unary(
+                '/modelregistry.v1.ModelService/UpdateModelAccess',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelAccessRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/modelregistry.v1.ModelService/DeleteModel',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -61,6 +92,67 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetModel(self, request, context):
+        """Returns one model, with `write_access` for the caller. A caller who may
+        read it but not change it gets `params` empty (they hold system prompts
+        and curated settings).
+
+        Errors: NOT_FOUND ("Model not found") when there is no such model or the
+        caller may not read it: the two are indistinguishable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Lists the models the caller may read, a page at a time, in a stable
+        order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
+        `{"items": [...], "total": N}`.
+
+        Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
+        made for another query), page, view_option, order_by or direction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModel(self, request, context):
+        """Replaces a model's name, base_model_id, params, meta and is_active (all
+        of them, or those named in update_mask) under CreateModel's rules.
+        id, user_id, created_at and access_grants never change; updated_at
+        advances.
+
+        Errors: NOT_FOUND as GetModel; PERMISSION_DENIED when the caller may read
+        the model but not change it; INVALID_ARGUMENT as CreateModel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ToggleModel(self, request, context):
+        """Flips is_active and returns the model. Errors as UpdateModel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModelAccess(self, request, context):
+        """Replaces a model's access grants (either spelling, as on create) and
+        returns the model. Errors as UpdateModel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Deletes a model and its grants; the id can then be created again,
+        inheriting nothing. Returns true (over HTTP the body is `true`, as the
+        API has it). Errors as UpdateModel.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -68,6 +160,36 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.CreateModel,
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.CreateModelRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'UpdateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModel,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'ToggleModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ToggleModel,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ToggleModelRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'UpdateModelAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModelAccess,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelAccessRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -98,6 +220,168 @@ class ModelService:
             '/modelregistry.v1.ModelService/CreateModel',
             modelregistry_dot_v1_dot_model__service__pb2.CreateModelRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/GetModel',
+            modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ListModels',
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/UpdateModel',
+            modelregistry_dot_v1_dot_model__service__pb2.UpdateModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ToggleModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ToggleModel',
+            modelregistry_dot_v1_dot_model__service__pb2.ToggleModelRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModelAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/UpdateModelAccess',
+            modelregistry_dot_v1_dot_model__service__pb2.UpdateModelAccessRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/DeleteModel',
+            modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+            google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
             options,
             channel_credentials,
             insecure,

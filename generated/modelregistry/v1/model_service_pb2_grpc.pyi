@@ -9,6 +9,7 @@ gRPC-JSON transcoder serves them from this file (see envoy.yaml).
 """
 
 from collections import abc as _abc
+from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from grpc import aio as _aio
 from modelregistry.v1 import model_service_pb2 as _model_service_pb2
 import abc as _abc_1
@@ -49,6 +50,42 @@ class ModelServiceStub:
       ALREADY_EXISTS    a model with this id exists ("Model ID is already taken")
       UNAVAILABLE       the database cannot be reached; retry later
     """
+    GetModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _model_service_pb2.Model]
+    """Returns one model, with `write_access` for the caller. A caller who may
+    read it but not change it gets `params` empty (they hold system prompts
+    and curated settings).
+
+    Errors: NOT_FOUND ("Model not found") when there is no such model or the
+    caller may not read it: the two are indistinguishable.
+    """
+    ListModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]
+    """Lists the models the caller may read, a page at a time, in a stable
+    order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
+    `{"items": [...], "total": N}`.
+
+    Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
+    made for another query), page, view_option, order_by or direction.
+    """
+    UpdateModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.Model]
+    """Replaces a model's name, base_model_id, params, meta and is_active (all
+    of them, or those named in update_mask) under CreateModel's rules.
+    id, user_id, created_at and access_grants never change; updated_at
+    advances.
+
+    Errors: NOT_FOUND as GetModel; PERMISSION_DENIED when the caller may read
+    the model but not change it; INVALID_ARGUMENT as CreateModel.
+    """
+    ToggleModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ToggleModelRequest, _model_service_pb2.Model]
+    """Flips is_active and returns the model. Errors as UpdateModel."""
+    UpdateModelAccess: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelAccessRequest, _model_service_pb2.Model]
+    """Replaces a model's access grants (either spelling, as on create) and
+    returns the model. Errors as UpdateModel.
+    """
+    DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _wrappers_pb2.BoolValue]
+    """Deletes a model and its grants; the id can then be created again,
+    inheriting nothing. Returns true (over HTTP the body is `true`, as the
+    API has it). Errors as UpdateModel.
+    """
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -65,6 +102,42 @@ class ModelServiceAsyncStub(ModelServiceStub):
       INVALID_ARGUMENT  a field breaks a rule
       ALREADY_EXISTS    a model with this id exists ("Model ID is already taken")
       UNAVAILABLE       the database cannot be reached; retry later
+    """
+    GetModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _model_service_pb2.Model]  # type: ignore[assignment]
+    """Returns one model, with `write_access` for the caller. A caller who may
+    read it but not change it gets `params` empty (they hold system prompts
+    and curated settings).
+
+    Errors: NOT_FOUND ("Model not found") when there is no such model or the
+    caller may not read it: the two are indistinguishable.
+    """
+    ListModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Lists the models the caller may read, a page at a time, in a stable
+    order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
+    `{"items": [...], "total": N}`.
+
+    Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
+    made for another query), page, view_option, order_by or direction.
+    """
+    UpdateModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.Model]  # type: ignore[assignment]
+    """Replaces a model's name, base_model_id, params, meta and is_active (all
+    of them, or those named in update_mask) under CreateModel's rules.
+    id, user_id, created_at and access_grants never change; updated_at
+    advances.
+
+    Errors: NOT_FOUND as GetModel; PERMISSION_DENIED when the caller may read
+    the model but not change it; INVALID_ARGUMENT as CreateModel.
+    """
+    ToggleModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ToggleModelRequest, _model_service_pb2.Model]  # type: ignore[assignment]
+    """Flips is_active and returns the model. Errors as UpdateModel."""
+    UpdateModelAccess: _aio.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelAccessRequest, _model_service_pb2.Model]  # type: ignore[assignment]
+    """Replaces a model's access grants (either spelling, as on create) and
+    returns the model. Errors as UpdateModel.
+    """
+    DeleteModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _wrappers_pb2.BoolValue]  # type: ignore[assignment]
+    """Deletes a model and its grants; the id can then be created again,
+    inheriting nothing. Returns true (over HTTP the body is `true`, as the
+    API has it). Errors as UpdateModel.
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -85,6 +158,78 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
           INVALID_ARGUMENT  a field breaks a rule
           ALREADY_EXISTS    a model with this id exists ("Model ID is already taken")
           UNAVAILABLE       the database cannot be reached; retry later
+        """
+
+    @_abc_1.abstractmethod
+    def GetModel(
+        self,
+        request: _model_service_pb2.GetModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.Model, _abc.Awaitable[_model_service_pb2.Model]]:
+        """Returns one model, with `write_access` for the caller. A caller who may
+        read it but not change it gets `params` empty (they hold system prompts
+        and curated settings).
+
+        Errors: NOT_FOUND ("Model not found") when there is no such model or the
+        caller may not read it: the two are indistinguishable.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _model_service_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ListModelsResponse, _abc.Awaitable[_model_service_pb2.ListModelsResponse]]:
+        """Lists the models the caller may read, a page at a time, in a stable
+        order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
+        `{"items": [...], "total": N}`.
+
+        Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
+        made for another query), page, view_option, order_by or direction.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateModel(
+        self,
+        request: _model_service_pb2.UpdateModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.Model, _abc.Awaitable[_model_service_pb2.Model]]:
+        """Replaces a model's name, base_model_id, params, meta and is_active (all
+        of them, or those named in update_mask) under CreateModel's rules.
+        id, user_id, created_at and access_grants never change; updated_at
+        advances.
+
+        Errors: NOT_FOUND as GetModel; PERMISSION_DENIED when the caller may read
+        the model but not change it; INVALID_ARGUMENT as CreateModel.
+        """
+
+    @_abc_1.abstractmethod
+    def ToggleModel(
+        self,
+        request: _model_service_pb2.ToggleModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.Model, _abc.Awaitable[_model_service_pb2.Model]]:
+        """Flips is_active and returns the model. Errors as UpdateModel."""
+
+    @_abc_1.abstractmethod
+    def UpdateModelAccess(
+        self,
+        request: _model_service_pb2.UpdateModelAccessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.Model, _abc.Awaitable[_model_service_pb2.Model]]:
+        """Replaces a model's access grants (either spelling, as on create) and
+        returns the model. Errors as UpdateModel.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModel(
+        self,
+        request: _model_service_pb2.DeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wrappers_pb2.BoolValue, _abc.Awaitable[_wrappers_pb2.BoolValue]]:
+        """Deletes a model and its grants; the id can then be created again,
+        inheriting nothing. Returns true (over HTTP the body is `true`, as the
+        API has it). Errors as UpdateModel.
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,173 @@
+"""ListModels' request rules: which page of which query, and the opaque page
+token that carries a keyset position from one page to the next."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import FieldViolation, InvalidArgument
+from .models import Model
+
+DEFAULT_PAGE_SIZE = 30  # also Open WebUI's page
+MAX_PAGE_SIZE = 1000
+MAX_PAGE = 100_000  # page * 30 rows skipped: deeper pages are for page tokens
+MAX_QUERY_LENGTH = 256
+ORDERS = ("name", "created_at", "updated_at")
+VIEWS = ("", "created", "shared")
+DIRECTIONS = ("asc", "desc")
+
+SortValue = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which models a caller may read, as storage filters them: every model,
+    or the caller's own and those with a grant to one of `grantees`
+    ((access_type, access_id) pairs, from access.grant_principals)."""
+
+    everything: bool
+    user_id: str
+    grantees: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPage:
+    models: list[Model]
+    total: int
+    last: tuple[SortValue, str] | None  # where the next page starts; None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of one query, checked."""
+
+    order_by: str
+    descending: bool
+    words: tuple[str, ...]  # every one must start a word of id, name or base_model_id
+    view: str  # "", "created" or "shared"
+    is_active: bool | None
+    owner_id: str | None
+    page_size: int
+    after: tuple[SortValue, str] | None  # (sort value, id) of the previous page's last model
+    offset: int  # models skipped (Open WebUI's page=N); 0 with page tokens
+
+    def fingerprint(self) -> str:
+        """What a page token is bound to: the query, not the page."""
+        shape = [self.order_by, self.descending, self.words, self.view, self.is_active]
+        shape.append(self.owner_id)
+        digest = hashlib.sha256(json.dumps(shape).encode()).hexdigest()
+        return digest[:16]
+
+
+def list_query(
+    *,
+    page_size: int,
+    page_token: str,
+    query: str,
+    view_option: str,
+    order_by: str,
+    direction: str,
+    is_active: bool | None,
+    owner_id: str,
+    page: int,
+) -> ListQuery:
+    """The checked query; InvalidArgument naming every bad field."""
+    violations: list[FieldViolation] = []
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        violations.append(
+            FieldViolation("page_size", f"page_size must be between 0 and {MAX_PAGE_SIZE}")
+        )
+    if view_option not in VIEWS:
+        violations.append(
+            FieldViolation("view_option", "view_option must be 'created', 'shared' or empty")
+        )
+    order = order_by or "created_at"
+    if order not in ORDERS:
+        violations.append(
+            FieldViolation("order_by", "order_by must be 'name', 'created_at' or 'updated_at'")
+        )
+    if direction and direction not in DIRECTIONS:
+        violations.append(FieldViolation("direction", "direction must be 'asc' or 'desc'"))
+    if len(query) > MAX_QUERY_LENGTH:
+        violations.append(
+            FieldViolation("query", f"query is too long (max {MAX_QUERY_LENGTH} characters)")
+        )
+    elif "\x00" in query:
+        violations.append(FieldViolation("query", "query must not contain NUL characters"))
+    if not 0 <= page <= MAX_PAGE:
+        violations.append(FieldViolation("page", f"page must be between 1 and {MAX_PAGE}"))
+    if page and page_token:
+        violations.append(FieldViolation("page", "send page or page_token, not both"))
+    if violations:
+        raise InvalidArgument(violations)
+
+    descending = direction == "desc" if direction else order != "name"
+    checked = ListQuery(
+        order_by=order,
+        descending=descending,
+        words=search_words(query),
+        view=view_option,
+        is_active=is_active,
+        owner_id=owner_id or None,
+        page_size=page_size or DEFAULT_PAGE_SIZE,
+        after=None,
+        offset=max(page - 1, 0) * (page_size or DEFAULT_PAGE_SIZE),
+    )
+    if page_token:
+        after = _read_token(page_token, checked.fingerprint())
+        checked = replace(checked, after=after)
+    return checked
+
+
+MAX_QUERY_WORDS = 16
+MAX_WORD_LENGTH = 256
+
+
+def words_of(*texts: str | None) -> list[str]:
+    """The distinct words of `texts`, lower-cased: runs of letters and digits.
+    The search index holds the words of a model's id, name and base_model_id;
+    a query's words are split the same way."""
+    words: dict[str, None] = {}
+    for text in texts:
+        current: list[str] = []
+        for char in (text or "").lower() + " ":
+            if char.isalnum():
+                current.append(char)
+            elif current:
+                words["".join(current)[:MAX_WORD_LENGTH]] = None
+                current = []
+    return list(words)
+
+
+def search_words(query: str) -> tuple[str, ...]:
+    return tuple(words_of(query)[:MAX_QUERY_WORDS])
+
+
+def next_page_token(query: ListQuery, last: tuple[SortValue, str]) -> str:
+    payload = json.dumps([query.fingerprint(), last[0], last[1]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _read_token(token: str, fingerprint: str) -> tuple[SortValue, str]:
+    invalid = InvalidArgument(
+        [FieldViolation("page_token", "page_token is not a token of this query")]
+    )
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        decoded: Any = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 3
+        and decoded[0] == fingerprint
+        and type(decoded[1]) in (str, int)
+        and isinstance(decoded[2], str)
+    ):
+        raise invalid
+    return decoded[1], decoded[2]

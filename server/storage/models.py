@@ -1,0 +1,316 @@
+"""The domain's ModelStore on SQLAlchemy. A model is a row of `models`, its
+grants (model_grants, in order) and its words (model_words, the text
+search's index); model_counts follows every insert, delete and is_active
+change in the same transaction. Creates are group-committed (writer.py);
+everything else runs on the database threads, one transaction each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union,
+    update,
+)
+
+from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_of
+from ..domain.models import AccessGrant, Model
+from ..domain.stores import ModelChange
+from .database import WRITE_FIRST, translate_errors
+from .tables import group_members, model_counts, model_grants, model_words, models
+from .writer import BatchWriter
+
+T = TypeVar("T")
+# Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
+LAST = "\U0010ffff"
+SORT_COLUMNS = {
+    "name": models.c.name,
+    "created_at": models.c.created_at,
+    "updated_at": models.c.updated_at,
+}
+
+
+class ModelRepository:
+    def __init__(self, engine: Engine, executor: Executor) -> None:
+        self._engine = engine
+        self._executor = executor
+        self._writer: BatchWriter[Model] = BatchWriter(
+            engine, _insert_models, order=lambda model: model.id
+        )
+
+    async def insert(self, model: Model) -> None:
+        """Store a new model, durably, before returning; DuplicateKey if its
+        id is taken, StorageUnavailable if the database cannot take it."""
+        await asyncio.wrap_future(self._writer.submit(model))
+
+    async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
+        def read() -> tuple[Model | None, frozenset[str]]:
+            with translate_errors(), self._engine.connect() as connection:
+                return _load(connection, model_id), _groups_of(connection, user_id)
+
+        return await self._run(read)
+
+    async def groups_of(self, user_id: str) -> frozenset[str]:
+        def read() -> frozenset[str]:
+            with translate_errors(), self._engine.connect() as connection:
+                return _groups_of(connection, user_id)
+
+        return await self._run(read)
+
+    async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
+        def write() -> Model | None:
+            with (
+                translate_errors(),
+                self._engine.connect().execution_options(**{WRITE_FIRST: True}) as connection,
+                connection.begin(),
+            ):
+                current = _load(connection, model_id, for_update=True)
+                changed = change(current, _groups_of(connection, user_id))
+                _store_change(connection, current, changed)
+                return changed
+
+        return await self._run(write)
+
+    async def list(self, query: ListQuery, visibility: Visibility) -> ModelPage:
+        def read() -> ModelPage:
+            with translate_errors(), self._engine.connect() as connection:
+                return _page(connection, query, visibility)
+
+        return await self._run(read)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+def _model_values(model: Model) -> dict[str, Any]:
+    return {
+        "id": model.id,
+        "user_id": model.user_id,
+        "base_model_id": model.base_model_id,
+        "name": model.name,
+        "params": model.params,
+        "meta": model.meta,
+        "is_active": model.is_active,
+        "created_at": model.created_at,
+        "updated_at": model.updated_at,
+        "commit_message": model.commit_message,
+    }
+
+
+def _grant_rows(model: Model) -> list[dict[str, Any]]:
+    return [
+        {
+            "model_id": model.id,
+            "position": position,
+            "access_type": grant.access_type,
+            "access_id": grant.access_id,
+            "permission": grant.permission,
+        }
+        for position, grant in enumerate(model.access_grants)
+    ]
+
+
+def _word_rows(model: Model) -> list[dict[str, str]]:
+    return [
+        {"word": word, "model_id": model.id}
+        for word in words_of(model.id, model.name, model.base_model_id)
+    ]
+
+
+def _insert_models(connection: Connection, batch: list[Model]) -> None:
+    """New models, whole: rows, grants, words and the counts."""
+    connection.execute(insert(models), [_model_values(model) for model in batch])
+    grants = [row for model in batch for row in _grant_rows(model)]
+    if grants:
+        connection.execute(insert(model_grants), grants)
+    words = [row for model in batch for row in _word_rows(model)]
+    if words:
+        connection.execute(insert(model_words), words)
+    _count(connection, Counter(model.is_active for model in batch))
+
+
+def _store_change(connection: Connection, before: Model | None, after: Model | None) -> None:
+    if before is None:
+        return  # `change` refused (it raises) or had nothing to do
+    if after is None:
+        connection.execute(delete(models).where(models.c.id == before.id))  # grants, words cascade
+        _count(connection, Counter({before.is_active: -1}))
+        return
+    values = _model_values(after)
+    del values["id"]
+    connection.execute(update(models).where(models.c.id == before.id).values(values))
+    if after.access_grants != before.access_grants:
+        connection.execute(delete(model_grants).where(model_grants.c.model_id == before.id))
+        if after.access_grants:
+            connection.execute(insert(model_grants), _grant_rows(after))
+    if (after.name, after.base_model_id) != (before.name, before.base_model_id):
+        connection.execute(delete(model_words).where(model_words.c.model_id == before.id))
+        connection.execute(insert(model_words), _word_rows(after))
+    if after.is_active != before.is_active:
+        _count(connection, Counter({before.is_active: -1, after.is_active: 1}))
+
+
+def _count(connection: Connection, changes: Counter[bool]) -> None:
+    for is_active, delta in changes.items():
+        if delta:
+            connection.execute(
+                update(model_counts)
+                .where(model_counts.c.is_active == is_active)
+                .values(models=model_counts.c.models + delta)
+            )
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
+    query = select(models).where(models.c.id == model_id)
+    if for_update:
+        query = query.with_for_update()  # PostgreSQL; SQLite holds its write lock already
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    return _model(row, _grants_of(connection, [model_id]).get(model_id, []))
+
+
+def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, list[AccessGrant]]:
+    grants: dict[str, list[AccessGrant]] = {}
+    rows = connection.execute(
+        select(model_grants)
+        .where(model_grants.c.model_id.in_(model_ids))
+        .order_by(model_grants.c.model_id, model_grants.c.position)
+    )
+    for row in rows:
+        grants.setdefault(row.model_id, []).append(
+            AccessGrant(row.access_type, row.access_id, row.permission)
+        )
+    return grants
+
+
+def _groups_of(connection: Connection, user_id: str) -> frozenset[str]:
+    rows = connection.execute(
+        select(group_members.c.group_id).where(group_members.c.user_id == user_id)
+    )
+    return frozenset(row.group_id for row in rows)
+
+
+def _model(row: Row[Any], grants: list[AccessGrant]) -> Model:
+    return Model(
+        id=row.id,
+        user_id=row.user_id,
+        base_model_id=row.base_model_id,
+        name=row.name,
+        params=row.params,
+        meta=row.meta,
+        access_grants=grants,
+        is_active=bool(row.is_active),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _page(connection: Connection, query: ListQuery, visibility: Visibility) -> ModelPage:
+    conditions = _filters(query, visibility)
+    key = SORT_COLUMNS[query.order_by]
+    page = select(models).where(*conditions)
+    if query.after is not None:
+        after = tuple_(key, models.c.id)
+        position = tuple_(*query.after)
+        page = page.where(after < position if query.descending else after > position)
+    if query.descending:
+        page = page.order_by(key.desc(), models.c.id.desc())
+    else:
+        page = page.order_by(key.asc(), models.c.id.asc())
+    page = page.offset(query.offset).limit(query.page_size + 1)  # one more: is there a next page?
+    rows = connection.execute(page).all()
+    more = len(rows) > query.page_size
+    rows = rows[: query.page_size]
+    grants = _grants_of(connection, [row.id for row in rows]) if rows else {}
+    items = [_model(row, grants.get(row.id, [])) for row in rows]
+    last: tuple[SortValue, str] | None = None
+    if more and rows:
+        last = (getattr(rows[-1], query.order_by), rows[-1].id)
+    return ModelPage(
+        models=items, total=_total(connection, query, visibility, conditions), last=last
+    )
+
+
+def _filters(query: ListQuery, visibility: Visibility) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    me = visibility.user_id
+    if query.is_active is not None:
+        conditions.append(models.c.is_active == query.is_active)
+    if query.owner_id is not None:
+        conditions.append(models.c.user_id == query.owner_id)
+    if query.view == "created":
+        conditions.append(models.c.user_id == me)
+    elif query.view == "shared":
+        conditions.append(models.c.user_id != me)
+        conditions.append(models.c.id.in_(_granted_to(visibility.grantees)))
+    elif not visibility.everything:
+        # Driven from the caller's own models and their grants, both indexed:
+        # the cost follows what the caller may see, not how many models exist.
+        own = select(models.c.id.label("id")).where(models.c.user_id == me)
+        conditions.append(models.c.id.in_(union(own, _granted_to(visibility.grantees))))
+    for word in query.words:
+        conditions.append(
+            models.c.id.in_(
+                select(model_words.c.model_id).where(
+                    model_words.c.word >= word, model_words.c.word < word + LAST
+                )
+            )
+        )
+    return conditions
+
+
+def _granted_to(grantees: Iterable[tuple[str, str]]) -> Select[tuple[str]]:
+    by_type: dict[str, list[str]] = {}
+    for access_type, access_id in grantees:
+        by_type.setdefault(access_type, []).append(access_id)
+    return select(model_grants.c.model_id.label("id")).where(
+        or_(
+            *(
+                and_(model_grants.c.access_type == access_type, model_grants.c.access_id.in_(ids))
+                for access_type, ids in by_type.items()
+            )
+        )
+    )
+
+
+def _total(
+    connection: Connection,
+    query: ListQuery,
+    visibility: Visibility,
+    conditions: list[ColumnElement[bool]],
+) -> int:
+    unfiltered = not (query.words or query.owner_id or query.view)
+    if visibility.everything and unfiltered:
+        # Every model, or every (in)active one: kept counts, not a scan.
+        counts = select(func.coalesce(func.sum(model_counts.c.models), 0))
+        if query.is_active is not None:
+            counts = counts.where(model_counts.c.is_active == query.is_active)
+        return int(connection.execute(counts).scalar_one())
+    counted = select(func.count()).select_from(models).where(*conditions)
+    return int(connection.execute(counted).scalar_one())
