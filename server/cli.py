@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import config
-from .app import open_accounts
+from .app import open_accounts, open_groups
 from .domain.accounts import AccountError
+from .domain.errors import DomainError
+from .domain.groups import OPERATOR
 from .domain.models import ROLE_USER, ROLES
 from .domain.stores import StorageUnavailable
 from .storage.database import is_sqlite
@@ -123,6 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     list_keys.add_argument("--user", default=None)
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+
+    groups = commands.add_parser(
+        "groups", help="manage groups (grants with access_type group name them)"
+    ).add_subparsers(dest="action", required=True)
+    create_group = groups.add_parser("create", help="create a group")
+    create_group.add_argument("group_id")
+    create_group.add_argument("--name", default="", help="display name (default: the id)")
+    groups.add_parser("list", help="list groups and their members")
+    delete_group = groups.add_parser("delete", help="delete a group and its memberships")
+    delete_group.add_argument("group_id")
+    for action, text in (("add", "add a user to a group"), ("remove", "remove a user")):
+        member = groups.add_parser(action, help=text)
+        member.add_argument("group_id")
+        member.add_argument("user_id")
     return parser
 
 
@@ -141,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except StorageUnavailable as error:
         print(f"model-registry: database unavailable ({error})", file=sys.stderr)
         return 1
-    except AccountError as error:
+    except (AccountError, DomainError) as error:
         print(f"model-registry: {error}", file=sys.stderr)
         return 1
 
@@ -204,6 +220,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _manage(args: argparse.Namespace) -> int:
     upgrade(args.database_url)
+    if args.command == "groups":
+        return _manage_groups(args)
     with open_accounts(args.database_url) as accounts:
         if args.command == "users" and args.action == "create":
             user = accounts.create_user(
@@ -228,6 +246,26 @@ def _manage(args: argparse.Namespace) -> int:
         elif args.command == "keys" and args.action == "revoke":
             accounts.revoke_key(args.key_id)
             print(f"revoked {args.key_id}")
+    return 0
+
+
+def _manage_groups(args: argparse.Namespace) -> int:
+    with open_groups(args.database_url) as groups:
+        if args.action == "create":
+            group = groups.create(OPERATOR, args.group_id, args.name)
+            print(f"created group {group.id} ({group.name})")
+        elif args.action == "list":
+            for group in groups.list(OPERATOR):
+                print(f"{group.id}\t{group.name}\tmembers: {', '.join(group.member_ids) or '-'}")
+        elif args.action == "delete":
+            groups.delete(OPERATOR, args.group_id)
+            print(f"deleted group {args.group_id}")
+        elif args.action == "add":
+            groups.add_member(OPERATOR, args.group_id, args.user_id)
+            print(f"added {args.user_id} to {args.group_id}")
+        elif args.action == "remove":
+            groups.remove_member(OPERATOR, args.group_id, args.user_id)
+            print(f"removed {args.user_id} from {args.group_id}")
     return 0
 
 

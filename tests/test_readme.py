@@ -105,3 +105,51 @@ def test_curl_walkthrough(database_url_factory):
         assert result.stdout == '{"detail":"Model ID is already taken"}\n400'
     finally:
         assert registry.stop() == 0
+
+
+def test_registry_grpcurl_walkthrough(fresh_registry: Registry):
+    create, get, search, update, toggle, share, group, member, delete = walkthrough(
+        "registry-grpcurl"
+    )
+    results = [run(command, fresh_registry) for command in (create, get, search, update)]
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    created, got, found, updated = (json.loads(r.stdout) for r in results)
+    assert created["id"] == got["id"] == "reviewer"
+    assert got["write_access"] is True and got["params"] == {"temperature": 0.2}
+    assert [item["id"] for item in found["items"]] == ["reviewer"] and found["total"] == "1"
+    assert updated["params"] == {"temperature": 0.1} and updated["name"] == "Code reviewer"
+
+    toggled = json.loads(run(toggle, fresh_registry).stdout)
+    assert toggled["is_active"] is False
+    shared = json.loads(run(share, fresh_registry).stdout)
+    assert shared["access_grants"] == [
+        {"access_type": "user", "access_id": "*", "permission": "read"}
+    ]
+    made = json.loads(run(group, fresh_registry).stdout)
+    assert made["id"] == made["name"] == "developers"
+    joined = json.loads(run(member, fresh_registry).stdout)
+    assert joined["member_ids"] == ["admin"]
+    result = run(delete, fresh_registry)
+    assert result.returncode == 0 and json.loads(result.stdout) is True
+    gone = run(get, fresh_registry)
+    assert "Code: NotFound" in gone.stderr and "Message: Model not found" in gone.stderr
+
+
+def test_registry_curl_walkthrough(database_url_factory):
+    registry = start_registry(database_url_factory(), http=True)
+    try:
+        create, get, search, update, toggle, share, delete, gone = walkthrough("registry-curl")
+        outputs = [json.loads(run(c, registry).stdout) for c in (create, get, search, update)]
+        created, got, found, updated = outputs
+        assert created["id"] == got["id"] == "summarizer" and got["write_access"] is True
+        assert [item["id"] for item in found["items"]] == ["summarizer"] and found["total"] == 1
+        assert updated["name"] == "Summarizer v2" and updated["params"] == {"max_tokens": 800}
+        assert json.loads(run(toggle, registry).stdout)["is_active"] is False
+        assert json.loads(run(share, registry).stdout)["access_grants"] == [
+            {"access_type": "group", "access_id": "writers", "permission": "write"}
+        ]
+        assert run(delete, registry).stdout == "true"
+        result = run(gone.rstrip() + " -w '\\n%{http_code}'", registry)
+        assert result.stdout == '{"detail":"Model not found"}\n404'
+    finally:
+        assert registry.stop() == 0

@@ -1,5 +1,5 @@
-"""Wraps every ModelService call: authenticates the caller, and turns the
-errors a call raises into google.rpc.Status replies."""
+"""Wraps every call of ModelService and GroupService: authenticates the
+caller, and turns the errors a call raises into google.rpc.Status replies."""
 
 from __future__ import annotations
 

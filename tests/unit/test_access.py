@@ -1,0 +1,109 @@
+"""domain/access.py: who may read and write a model, as one matrix."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelregistry_server.domain.access import (
+    FULL_ACCESS,
+    NO_ACCESS,
+    Access,
+    access_to,
+    as_seen_by,
+    grant_principals,
+)
+from modelregistry_server.domain.models import AccessGrant, Model, Principal
+
+READ_ONLY = Access(read=True, write=False)
+
+
+def model(*grants: AccessGrant, owner: str = "olivia") -> Model:
+    return Model(
+        id="m",
+        user_id=owner,
+        base_model_id=None,
+        name="M",
+        params={"system": "secret prompt"},
+        meta={},
+        access_grants=list(grants),
+        is_active=True,
+        created_at=1,
+        updated_at=1,
+    )
+
+
+def user(user_id: str, role: str = "user") -> Principal:
+    return Principal(user_id, role, can_create_models=False)
+
+
+GRANTS = {
+    "nothing": [],
+    "user read": [AccessGrant("user", "ursula", "read")],
+    "user write": [AccessGrant("user", "ursula", "write")],
+    "group read": [AccessGrant("group", "devs", "read")],
+    "group write": [AccessGrant("group", "devs", "write")],
+    "everyone read": [AccessGrant("user", "*", "read")],
+    "everyone write": [AccessGrant("user", "*", "write")],
+    "other user": [AccessGrant("user", "someone-else", "write")],
+    "other group": [AccessGrant("group", "ops", "write")],
+    "group named like the user": [AccessGrant("group", "ursula", "write")],
+    "user named like the group": [AccessGrant("user", "devs", "write")],
+    "read and write": [
+        AccessGrant("user", "ursula", "read"),
+        AccessGrant("group", "devs", "write"),
+    ],
+}
+
+# (grants, what ursula -- a member of "devs" -- may do)
+EXPECTED = {
+    "nothing": NO_ACCESS,
+    "user read": READ_ONLY,
+    "user write": FULL_ACCESS,
+    "group read": READ_ONLY,
+    "group write": FULL_ACCESS,
+    "everyone read": READ_ONLY,
+    "everyone write": FULL_ACCESS,
+    "other user": NO_ACCESS,
+    "other group": NO_ACCESS,
+    "group named like the user": NO_ACCESS,
+    "user named like the group": NO_ACCESS,
+    "read and write": FULL_ACCESS,
+}
+
+
+@pytest.mark.parametrize("case", list(GRANTS))
+def test_a_member_of_devs(case: str):
+    assert access_to(user("ursula"), model(*GRANTS[case]), {"devs"}) == EXPECTED[case]
+
+
+@pytest.mark.parametrize("case", list(GRANTS))
+def test_admins_and_owners_may_do_everything(case: str):
+    grants = GRANTS[case]
+    assert access_to(user("root", "admin"), model(*grants), set()) == FULL_ACCESS
+    assert access_to(user("olivia"), model(*grants), set()) == FULL_ACCESS
+
+
+def test_group_grants_need_membership():
+    grants = GRANTS["group write"]
+    assert access_to(user("ursula"), model(*grants), set()) == NO_ACCESS
+    assert access_to(user("ursula"), model(*grants), {"ops", "devs"}) == FULL_ACCESS
+
+
+def test_a_reader_does_not_see_params():
+    seen = as_seen_by(model(), READ_ONLY)
+    assert seen.params == {} and seen.write_access is False
+    assert seen.meta == {} and seen.name == "M"
+
+
+def test_a_writer_sees_everything():
+    seen = as_seen_by(model(), FULL_ACCESS)
+    assert seen.params == {"system": "secret prompt"} and seen.write_access is True
+
+
+def test_grant_principals_are_what_list_looks_up():
+    assert grant_principals("ursula", ["devs", "ops"]) == [
+        ("user", "ursula"),
+        ("user", "*"),
+        ("group", "devs"),
+        ("group", "ops"),
+    ]
