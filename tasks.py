@@ -8,6 +8,7 @@
     python3 tasks.py soak [ARGS]    mixed load for a while (bench/soak.py --help)
     python3 tasks.py fuzz           10,000 generated hostile requests per surface
     python3 tasks.py lint           ruff (lint and format) and mypy (strict on server/)
+    python3 tasks.py mutate         mutation score of the rules (tools/mutation.toml); minutes
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
     python3 tasks.py release-contract
                                     when a release is cut: the contract as now
@@ -116,16 +117,34 @@ def lint() -> int:
     return 1 if failed else 0
 
 
+def mutate() -> int:
+    """cosmic-ray over tools/mutation.toml: every mutant of the rules, the
+    unit tests run against each; prints the score and the survivors."""
+    config = ROOT / "tools" / "mutation.toml"
+    results = ROOT / ".mutation.sqlite"
+    results.unlink(missing_ok=True)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    for step in (["cosmic-ray", "init"], ["cosmic-ray", "exec"]):
+        done = subprocess.run(
+            [str(BIN / step[0]), step[1], str(config), str(results)], cwd=ROOT, env=env
+        )
+        if done.returncode != 0:
+            return done.returncode
+    return subprocess.run([str(BIN / "cr-report"), str(results)], cwd=ROOT).returncode
+
+
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] == "release-contract":
         release_contract()
         return
-    if len(sys.argv) < 2 or (sys.argv[1] not in COMMANDS and sys.argv[1] != "lint"):
+    if len(sys.argv) < 2 or (sys.argv[1] not in COMMANDS and sys.argv[1] not in ("lint", "mutate")):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     ensure_venv()
     if sys.argv[1] == "lint":
         sys.exit(lint())
+    if sys.argv[1] == "mutate":
+        sys.exit(mutate())
     if sys.argv[1] == "test" and not ensure_node_tools():
         print("npm is not installed: the buf and Node client tests are skipped", file=sys.stderr)
     command = COMMANDS[sys.argv[1]] + sys.argv[2:]
