@@ -42,7 +42,10 @@ def create_server(
         ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
+            # A reply is the request plus what the server adds (defaults, user_id,
+            # timestamps), so a request just under the receive limit still gets its
+            # reply: never a model stored but answered RESOURCE_EXHAUSTED.
+            ("grpc.max_send_message_length", 2 * settings.max_message_bytes),
         ],
     )
     pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
