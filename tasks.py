@@ -124,13 +124,17 @@ def mutate() -> int:
     results = ROOT / ".mutation.sqlite"
     results.unlink(missing_ok=True)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    for step in (["cosmic-ray", "init"], ["cosmic-ray", "exec"]):
-        done = subprocess.run(
-            [str(BIN / step[0]), step[1], str(config), str(results)], cwd=ROOT, env=env
-        )
+    steps = [
+        ["cosmic-ray", "init", str(config), str(results)],
+        ["cr-filter-operators", str(results), str(config)],  # skips what cannot matter
+        ["cosmic-ray", "exec", str(config), str(results)],
+    ]
+    for step in steps:
+        done = subprocess.run([str(BIN / step[0]), *step[1:]], cwd=ROOT, env=env)
         if done.returncode != 0:
             return done.returncode
-    return subprocess.run([str(BIN / "cr-report"), str(results)], cwd=ROOT).returncode
+    report = [str(BIN / "cr-report"), "--show-diff", "--surviving-only", str(results)]
+    return subprocess.run(report, cwd=ROOT).returncode
 
 
 def main() -> None:

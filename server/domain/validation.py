@@ -132,22 +132,22 @@ def check_grants(grants: list[GrantDraft]) -> list[AccessGrant]:
 
 
 def _check_grants(grants: list[GrantDraft], out: list[FieldViolation]) -> list[AccessGrant]:
-    unique: dict[AccessGrant, None] = {}  # keeps first-seen order
+    """The grants, de-duplicated in first-seen order; meaningful only when no
+    violation was added to `out`."""
+    unique: dict[AccessGrant, None] = {}
     for index, draft in enumerate(grants):
         where = f"access_grants[{index}]"
         grant = _one_spelling(draft, where, out)
         if grant is None:
-            continue
-        valid = True
+            continue  # the other grants are still checked
+        unique[grant] = None
         if grant.access_type not in ACCESS_TYPES:
-            valid = False
             out.append(
                 FieldViolation(
                     f"{where}.access_type", f"{where}.access_type must be 'user' or 'group'"
                 )
             )
         if not grant.access_id.strip() or not grant.access_id.isprintable():
-            valid = False
             out.append(
                 FieldViolation(
                     f"{where}.access_id",
@@ -155,14 +155,11 @@ def _check_grants(grants: list[GrantDraft], out: list[FieldViolation]) -> list[A
                 )
             )
         if grant.permission not in PERMISSIONS:
-            valid = False
             out.append(
                 FieldViolation(
                     f"{where}.permission", f"{where}.permission must be 'read' or 'write'"
                 )
             )
-        if valid:
-            unique[grant] = None
     return list(unique)
 
 

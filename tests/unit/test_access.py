@@ -118,3 +118,13 @@ def test_grant_principals_are_what_list_looks_up():
         ("group", "devs"),
         ("group", "ops"),
     ]
+
+
+def test_full_access_reads_and_writes():
+    assert (FULL_ACCESS.read, FULL_ACCESS.write) == (True, True)
+    assert (NO_ACCESS.read, NO_ACCESS.write) == (False, False)
+
+
+def test_an_owner_is_the_same_user_not_one_sorted_near_it():
+    for caller in ("alice", "zoe", "olivia2", "olivi"):
+        assert access_to(user(caller), model(), set()) == NO_ACCESS

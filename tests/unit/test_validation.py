@@ -9,7 +9,7 @@ import pytest
 
 from modelregistry_server.domain.errors import InvalidArgument
 from modelregistry_server.domain.models import AccessGrant, GrantDraft, Model, ModelDraft
-from modelregistry_server.domain.validation import build_model
+from modelregistry_server.domain.validation import build_model, check_grants
 
 NOW = 1704067200
 WHITESPACE_OR_CONTROL = "must not contain whitespace or control characters"
@@ -476,4 +476,36 @@ def test_spellings_that_disagree_are_refused(sent: GrantDraft, names: str):
             "access_grants[1]",
             f"access_grants[1] gives {names} with different values: send one of the two spellings",
         )
+    ]
+
+
+def same(text: str) -> str:
+    """An equal string that is not the same object (as values off the wire)."""
+    return "".join(list(text))
+
+
+def test_spellings_that_agree_as_values_are_one_grant():
+    sent = GrantDraft(same("group"), same("g1"), "read", same("group"), same("g1"))
+    assert build(access_grants=[sent]).access_grants == [AccessGrant("group", "g1", "read")]
+
+
+def test_a_grant_that_contradicts_itself_does_not_hide_the_next_ones():
+    mixed = GrantDraft("user", "u1", "read", principal_type="group")
+    assert [field for field, _ in violations(access_grants=[mixed, grant(permission="own")])] == [
+        "access_grants[0]",
+        "access_grants[1].permission",
+    ]
+
+
+def test_check_grants_returns_the_grants_or_names_every_bad_one():
+    assert check_grants([grant(), grant(), grant("user", "*", "write")]) == [
+        AccessGrant("group", "developers", "read"),
+        AccessGrant("user", "*", "write"),
+    ]
+    assert check_grants([]) == []
+    with pytest.raises(InvalidArgument) as caught:
+        check_grants([grant(), grant(access_type="team"), grant(permission="x")])
+    assert [v.field for v in caught.value.violations] == [
+        "access_grants[1].access_type",
+        "access_grants[2].permission",
     ]
