@@ -128,3 +128,10 @@ def test_full_access_reads_and_writes():
 def test_an_owner_is_the_same_user_not_one_sorted_near_it():
     for caller in ("alice", "zoe", "olivia2", "olivi"):
         assert access_to(user(caller), model(), set()) == NO_ACCESS
+
+
+@pytest.mark.parametrize("access_type", ["alpha", "team", "users", "zeta", "Group", "USER"])
+def test_a_grant_of_an_unknown_kind_reaches_no_one(access_type: str):
+    # Validation never stores one; an old or imported row must still not open a model.
+    grants = [grant(access_type, "ursula", "write"), grant(access_type, "devs", "write")]
+    assert access_to(user("ursula"), model(*grants), {fresh("devs")}) == NO_ACCESS
