@@ -10,9 +10,11 @@ expectation can be checked on gRPC and on HTTP alike."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from modelregistry.v1 import group_service_pb2 as gpb
 from modelregistry.v1 import group_service_pb2_grpc as gpb_grpc
 from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
+from modelregistry_server.cli import main as cli_main
 
 from support import HttpResponse, Registry, http_request, model_request, status_details
 
@@ -41,12 +44,27 @@ REFUSALS = {
 
 
 def add_users(registry: Registry, users: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Make users with the CLI, a few at a time: user id -> API key."""
-    with ThreadPoolExecutor(4) as pool:
-        keys = {
-            user: pool.submit(registry.add_user, user, **flags) for user, flags in users.items()
-        }
-    return {user: future.result() for user, future in keys.items()}
+    """Make users, each with a key: user id -> API key. These are the CLI's
+    commands that Registry.add_user runs (`users create`, `keys create`),
+    called in this process: a new interpreter for each would cost about a
+    second of CPU per command, most of these tests' set-up."""
+    keys = {}
+    for user, flags in users.items():
+        role = ["--role", flags.get("role", "user")]
+        create = ["--can-create-models"] if flags.get("can_create") else []
+        cli(registry, "users", "create", user, *role, *create)
+        printed = cli(registry, "keys", "create", user)
+        keys[user] = re.search(r"API key .*: (\S+)", printed).group(1)
+    return keys
+
+
+def cli(registry: Registry, *args: str) -> str:
+    """What `model-registry --database-url URL ARGS` prints, run in this process."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = cli_main(["--database-url", registry.database_url, *args])
+    assert status == 0, (args, printed.getvalue())
+    return printed.getvalue()
 
 
 # -- replies --------------------------------------------------------------------------
