@@ -63,7 +63,9 @@ class ModelRegistry:
         """A page of the models the caller may read, each as they may see it."""
         try:
             groups: frozenset[str] = frozenset()
-            if caller.role != ROLE_ADMIN:
+            # An admin sees everything, but what was shared with them (with
+            # their groups too) still takes their groups.
+            if caller.role != ROLE_ADMIN or query.view == "shared":
                 groups = await self._store.groups_of(caller.user_id)
             visibility = Visibility(
                 everything=caller.role == ROLE_ADMIN,

@@ -132,9 +132,9 @@ def _http_rules(rule: http_pb2.HttpRule) -> Iterator[http_pb2.HttpRule]:
 
 
 def _body_message(request: Descriptor, body: str) -> Descriptor | None:
-    if not body:
-        return None
-    if body == "*":
+    if not body or body == "*":
+        # Without a body binding the transcoder still reads a body, as the
+        # whole request: it is checked as one.
         return request
     return request.fields_by_name[body].message_type
 

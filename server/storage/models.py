@@ -173,7 +173,9 @@ def _store_change(connection: Connection, before: Model | None, after: Model | N
 
 
 def _count(connection: Connection, changes: Counter[bool]) -> None:
-    for is_active, delta in changes.items():
+    # Rows in one order (false, then true) in every transaction: two writers
+    # moving models in opposite directions would otherwise deadlock.
+    for is_active, delta in sorted(changes.items()):
         if delta:
             connection.execute(
                 update(model_counts)
