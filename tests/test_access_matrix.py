@@ -374,9 +374,14 @@ def test_a_deleted_groups_grants_reach_no_one(world: World, face: str):
     assert member.get(model["id"]) == refused(face, "not_found")
     assert member.toggle(model["id"]) == refused(face, "not_found")
     assert member.list(query=model["id"]).body["total"] == 0
-    # A group made again with the id has none of the old members.
+    # A group made again with the id has none of the old members, nor the
+    # old grants: adding the member back opens nothing.
     world.admin.create_group(group)
     assert member.get(model["id"]) == refused(face, "not_found")
+    world.admin.add_member(group, "everyone")
+    assert member.get(model["id"]) == refused(face, "not_found")
+    owner_view = world.admin.on(face).get(model["id"])
+    assert owner_view.body["access_grants"] == []
 
 
 def test_groups_are_listed_with_their_members(world: World):

@@ -83,7 +83,8 @@ class GroupStore(Protocol):
         ...
 
     def delete(self, group_id: str) -> bool:
-        """True if there was such a group (its memberships go with it)."""
+        """True if there was such a group; its memberships and the grants
+        that name it go with it."""
         ...
 
     def get(self, group_id: str) -> Group | None: ...

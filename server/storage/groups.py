@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from ..domain.models import Group
 from ..domain.stores import DuplicateKey
 from .database import translate_errors
-from .tables import group_members, groups
+from .tables import group_members, groups, model_grants
 
 
 class GroupRepository:
@@ -24,9 +24,15 @@ class GroupRepository:
             )
 
     def delete(self, group_id: str) -> bool:
+        """The group, its memberships and every grant that names it: a group
+        made again with this id inherits nothing."""
         with translate_errors(), self._engine.begin() as connection:
-            # Members first: not every database has foreign keys cascade on.
             connection.execute(delete(group_members).where(group_members.c.group_id == group_id))
+            connection.execute(
+                delete(model_grants).where(
+                    model_grants.c.access_type == "group", model_grants.c.access_id == group_id
+                )
+            )
             deleted = connection.execute(delete(groups).where(groups.c.id == group_id))
         return deleted.rowcount == 1
 

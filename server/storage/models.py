@@ -51,7 +51,7 @@ class ModelRepository:
         self._engine = engine
         self._executor = executor
         self._writer: BatchWriter[Model] = BatchWriter(
-            engine, _insert_models, order=lambda model: model.id
+            engine, _insert_models, order=lambda model: model.id, written=_count_new
         )
 
     async def insert(self, model: Model) -> None:
@@ -140,7 +140,7 @@ def _word_rows(model: Model) -> list[dict[str, str]]:
 
 
 def _insert_models(connection: Connection, batch: list[Model]) -> None:
-    """New models, whole: rows, grants, words and the counts."""
+    """New models, whole: rows, grants and words (the counts: _count_new)."""
     connection.execute(insert(models), [_model_values(model) for model in batch])
     grants = [row for model in batch for row in _grant_rows(model)]
     if grants:
@@ -148,7 +148,10 @@ def _insert_models(connection: Connection, batch: list[Model]) -> None:
     words = [row for model in batch for row in _word_rows(model)]
     if words:
         connection.execute(insert(model_words), words)
-    _count(connection, Counter(model.is_active for model in batch))
+
+
+def _count_new(connection: Connection, stored: list[Model]) -> None:
+    _count(connection, Counter(model.is_active for model in stored))
 
 
 def _store_change(connection: Connection, before: Model | None, after: Model | None) -> None:

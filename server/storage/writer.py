@@ -26,12 +26,17 @@ class BatchWriter(Generic[Item]):
         write: Callable[[Connection, list[Item]], None],
         *,
         order: Callable[[Item], str],
+        written: Callable[[Connection, list[Item]], None] = lambda _connection, _items: None,
         max_batch: int = 256,
     ) -> None:
         """`write` stores a list of items on a connection (inside the batch's
-        transaction); `order` sorts a batch before it is written."""
+        transaction); `order` sorts a batch before it is written; `written`
+        runs once per batch, last, with the items that were stored (shared
+        rows such as totals are locked only then, after every item's own
+        rows, so a batch never holds them while it waits for another lock)."""
         self._engine = engine
         self._write_items = write
+        self._written = written
         self._order = order
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -90,6 +95,9 @@ class BatchWriter(Generic[Item]):
                     # Some row failed: insert one by one, each in its own
                     # savepoint, so that the others still commit.
                     failures = self._write_one_by_one(connection, batch)
+                stored = [item for index, (item, _) in enumerate(batch) if index not in failures]
+                if stored:
+                    self._written(connection, stored)
         except Exception as error:  # the transaction failed, and so did every row
             for _, future in batch:
                 future.set_exception(error)

@@ -87,8 +87,9 @@ class GroupServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteGroup(self, request, context):
-        """Deletes a group and its memberships; grants that name it then reach no
-        one. Errors: NOT_FOUND ("Group not found").
+        """Deletes a group, its memberships and the grants that name it: a group
+        made again with the same id inherits nothing. Errors: NOT_FOUND ("Group
+        not found").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

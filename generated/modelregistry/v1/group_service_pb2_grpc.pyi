@@ -48,8 +48,9 @@ class GroupServiceStub:
     ListGroups: _grpc.UnaryUnaryMultiCallable[_group_service_pb2.ListGroupsRequest, _group_service_pb2.ListGroupsResponse]
     """Lists every group with its members, by id."""
     DeleteGroup: _grpc.UnaryUnaryMultiCallable[_group_service_pb2.DeleteGroupRequest, _empty_pb2.Empty]
-    """Deletes a group and its memberships; grants that name it then reach no
-    one. Errors: NOT_FOUND ("Group not found").
+    """Deletes a group, its memberships and the grants that name it: a group
+    made again with the same id inherits nothing. Errors: NOT_FOUND ("Group
+    not found").
     """
     AddGroupMember: _grpc.UnaryUnaryMultiCallable[_group_service_pb2.AddGroupMemberRequest, _group_service_pb2.Group]
     """Adds a user to a group (adding a member again changes nothing).
@@ -76,8 +77,9 @@ class GroupServiceAsyncStub(GroupServiceStub):
     ListGroups: _aio.UnaryUnaryMultiCallable[_group_service_pb2.ListGroupsRequest, _group_service_pb2.ListGroupsResponse]  # type: ignore[assignment]
     """Lists every group with its members, by id."""
     DeleteGroup: _aio.UnaryUnaryMultiCallable[_group_service_pb2.DeleteGroupRequest, _empty_pb2.Empty]  # type: ignore[assignment]
-    """Deletes a group and its memberships; grants that name it then reach no
-    one. Errors: NOT_FOUND ("Group not found").
+    """Deletes a group, its memberships and the grants that name it: a group
+    made again with the same id inherits nothing. Errors: NOT_FOUND ("Group
+    not found").
     """
     AddGroupMember: _aio.UnaryUnaryMultiCallable[_group_service_pb2.AddGroupMemberRequest, _group_service_pb2.Group]  # type: ignore[assignment]
     """Adds a user to a group (adding a member again changes nothing).
@@ -119,8 +121,9 @@ class GroupServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _group_service_pb2.DeleteGroupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
-        """Deletes a group and its memberships; grants that name it then reach no
-        one. Errors: NOT_FOUND ("Group not found").
+        """Deletes a group, its memberships and the grants that name it: a group
+        made again with the same id inherits nothing. Errors: NOT_FOUND ("Group
+        not found").
         """
 
     @_abc_1.abstractmethod
