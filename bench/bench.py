@@ -1,18 +1,26 @@
 """Benchmark: the service near its ceiling, figures side by side in one run.
 
-    python3 tasks.py bench [--seconds 5] [--seed 1000000] [--quick]
+    python3 tasks.py bench [--seconds 5] [--seed 1000000] [--quick] [--rows GROUPS]
 
-Starts `model-registry serve` (gRPC + Envoy) on a fresh SQLite database and
-measures, on the same server:
+Starts `model-registry serve` (gRPC + Envoy) on a fresh SQLite database,
+stores the benchmark's fixture (bench/seeding.py: 1,000 models, of which a
+non-admin user may read 300) and measures, on the same server:
   - the ceiling: grpc.health.v1.Health/Check requests/s;
+  - the reads on that empty-ish database, as the admin and as the non-admin:
+    GetModel, ListModels' first page, a deep page (page_token), a text
+    search (`query`) over gRPC; GetModel and the first page also as JSON
+    through Envoy (wrk, 16 connections);
   - CreateModel over gRPC: creates/s and the ratio to the ceiling;
   - CreateModel as JSON through Envoy (wrk): creates/s, p50/p99 at 1, 32, 64
     connections;
-  - CreateModel over gRPC with SEED models already stored;
-  - the server's RSS at start, after warm-up and at the end.
-gRPC load comes from Python grpc.aio clients in one process per core; HTTP
-load from wrk (Debian package `wrk`; installed with apt-get when missing and
-running as root)."""
+  - then, with the models stored topped up to SEED (still 300 for the
+    non-admin), the same reads and CreateModel over gRPC again;
+  - the server's RSS at start, after warm-up and at the end;
+and sums up each read row: SEED stored vs empty-ish, non-admin vs admin,
+reads vs creates. --rows runs only some groups of rows (create, json, read,
+json-read). gRPC load comes from Python grpc.aio clients in one process per
+core; HTTP load from wrk (Debian package `wrk`; installed with apt-get when
+missing and running as root)"""
 
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import shutil
 import signal
 import sqlite3
@@ -31,11 +40,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
+import grpc
+
+from modelregistry.v1 import model_service_pb2 as pb
+from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # for ports.py, which the tests use too
+import seeding  # noqa: E402
+
 from ports import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -65,11 +81,15 @@ class Load:
 # -- gRPC load (Python clients, one process per core) -----------------------------
 
 
-def _grpc_worker(target, method, prefix, concurrency, seconds, results):
-    results.put(asyncio.run(_grpc_load(target, method, prefix, concurrency, seconds)))
+def _grpc_worker(target, concurrency, commands, results):
+    """A load process: runs each command it is sent (a spec, seconds, its
+    number) and sends back the latencies, errors and elapsed time."""
+    while (command := commands.get()) is not None:
+        spec, seconds, index = command
+        results.put(asyncio.run(_grpc_load(target, spec, index, concurrency, seconds)))
 
 
-async def _grpc_load(target, method, prefix, concurrency, seconds):
+async def _grpc_load(target, spec, index, concurrency, seconds):
     import grpc
     from google.protobuf import json_format
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -77,25 +97,41 @@ async def _grpc_load(target, method, prefix, concurrency, seconds):
     from modelregistry.v1 import model_service_pb2 as pb
     from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 
-    metadata = (("authorization", f"Bearer {BENCH_KEY}"),)
+    metadata = (("authorization", f"Bearer {spec.get('key', BENCH_KEY)}"),)
     async with grpc.aio.insecure_channel(target) as channel:
-        if method == "health":
-            stub = health_pb2_grpc.HealthStub(channel)
+        stub = pb_grpc.ModelServiceStub(channel)
+        kind = spec["kind"]
+        if kind == "health":
+            health = health_pb2_grpc.HealthStub(channel)
             request = health_pb2.HealthCheckRequest()
 
             def call(_n):
-                return stub.Check(request, timeout=10)
-        else:
-            stub = pb_grpc.ModelServiceStub(channel)
+                return health.Check(request, timeout=10)
+        elif kind == "create":
             template = json_format.ParseDict(
                 {"model": {"id": "x", **MODEL}}, pb.CreateModelRequest()
             )
+            prefix = f"{spec['prefix']}-p{index}"
 
             def call(n):
                 request = pb.CreateModelRequest()
                 request.CopyFrom(template)
                 request.model.id = f"{prefix}-{n}"
                 return stub.CreateModel(request, metadata=metadata, timeout=10)
+        elif kind == "get":
+            ids = spec["ids"]
+            start = index * 7919  # each process from its own place
+
+            def call(n):
+                request = pb.GetModelRequest(id=ids[(start + n) % len(ids)])
+                return stub.GetModel(request, metadata=metadata, timeout=10)
+        elif kind == "list":
+            request = json_format.ParseDict(spec["request"], pb.ListModelsRequest())
+
+            def call(_n):
+                return stub.ListModels(request, metadata=metadata, timeout=10)
+        else:
+            raise ValueError(kind)
 
         latencies: list[float] = []
         errors = 0
@@ -116,33 +152,45 @@ async def _grpc_load(target, method, prefix, concurrency, seconds):
         return latencies, errors, time.perf_counter() - began
 
 
-def grpc_load(
-    target: str, method: str, prefix: str, seconds: float, processes: int, concurrency: int = 32
-) -> Load:
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [
-        context.Process(
-            target=_grpc_worker,
-            args=(target, method, f"{prefix}-p{i}", concurrency, seconds, results),
+class GrpcLoad:
+    """gRPC load from `processes` Python processes of `concurrency` streams
+    each, started once and kept for every run."""
+
+    def __init__(self, target: str, processes: int, concurrency: int = 32) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._results = context.Queue()
+        self._commands = [context.Queue() for _ in range(processes)]
+        self._workers = [
+            context.Process(
+                target=_grpc_worker,
+                args=(target, concurrency, commands, self._results),
+                daemon=True,
+            )
+            for commands in self._commands
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def run(self, spec: dict, seconds: float) -> Load:
+        for index, commands in enumerate(self._commands):
+            commands.put((spec, seconds, index))
+        outcomes = [self._results.get(timeout=seconds + 120) for _ in self._commands]
+        latencies = sorted(x for lat, _, _ in outcomes for x in lat)
+        errors = sum(e for _, e, _ in outcomes)
+        elapsed = max(s for _, _, s in outcomes)
+        return Load(
+            requests=len(latencies) - errors,
+            errors=errors,
+            seconds=elapsed,
+            p50_ms=1000 * latencies[len(latencies) // 2] if latencies else 0,
+            p99_ms=1000 * latencies[int(len(latencies) * 0.99)] if latencies else 0,
         )
-        for i in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    outcomes = [results.get(timeout=seconds + 60) for _ in workers]
-    for worker in workers:
-        worker.join()
-    latencies = sorted(x for lat, _, _ in outcomes for x in lat)
-    errors = sum(e for _, e, _ in outcomes)
-    elapsed = max(s for _, _, s in outcomes)
-    return Load(
-        requests=len(latencies) - errors,
-        errors=errors,
-        seconds=elapsed,
-        p50_ms=1000 * latencies[len(latencies) // 2] if latencies else 0,
-        p99_ms=1000 * latencies[int(len(latencies) * 0.99)] if latencies else 0,
-    )
+
+    def close(self) -> None:
+        for commands in self._commands:
+            commands.put(None)
+        for worker in self._workers:
+            worker.join(30)
 
 
 # -- HTTP load (wrk) ---------------------------------------------------------
@@ -160,7 +208,17 @@ def ensure_wrk() -> str | None:
     return shutil.which("wrk")
 
 
-def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -> Load:
+def http_load(
+    wrk: str,
+    port: int,
+    connections: int,
+    seconds: float,
+    run: str,
+    *,
+    script: str = "wrk_create.lua",
+    path: str = "/api/models/create",
+    env: dict[str, str] | None = None,
+) -> Load:
     threads = max(1, min(2, connections))
     result = subprocess.run(
         [
@@ -169,12 +227,12 @@ def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "-s",
-            str(HERE / "wrk_create.lua"),
-            f"http://127.0.0.1:{port}/api/models/create",
+            str(HERE / script),
+            f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "BENCH_KEY": BENCH_KEY, "BENCH_RUN": run},
+        env={**os.environ, "BENCH_KEY": BENCH_KEY, "BENCH_RUN": run, **(env or {})},
         timeout=seconds + 60,
     )
     line = next((x for x in result.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
@@ -184,6 +242,24 @@ def http_load(wrk: str, port: int, connections: int, seconds: float, run: str) -
     errors = data["non2xx"] + data["socket_errors"]
     return Load(
         data["requests"] - data["non2xx"], errors, data["seconds"], data["p50_ms"], data["p99_ms"]
+    )
+
+
+def http_reads(
+    wrk: str, port: int, connections: int, seconds: float, key: str, paths: list[str], scratch: Path
+) -> Load:
+    """GETs of `paths`, in turn, as the holder of `key` (bench/wrk_read.lua)."""
+    listed = scratch / "wrk-paths.txt"
+    listed.write_text("\n".join(paths) + "\n")
+    return http_load(
+        wrk,
+        port,
+        connections,
+        seconds,
+        "read",
+        script="wrk_read.lua",
+        path=paths[0],
+        env={"BENCH_KEY": key, "BENCH_PATHS": str(listed)},
     )
 
 
@@ -242,33 +318,6 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def seed(database: Path, count: int) -> float:
-    """Store `count` models straight into the database, outside the timing."""
-    started = time.perf_counter()
-    db = sqlite3.connect(database)
-    db.execute("PRAGMA synchronous=OFF")
-    params = json.dumps(MODEL["params"], separators=(",", ":"))
-    meta = json.dumps(
-        {**MODEL["meta"], "profile_image_url": "/static/favicon.png"}, separators=(",", ":")
-    )
-    grants = json.dumps(MODEL["access_grants"], separators=(",", ":"))
-    now = int(time.time())
-    batch = 50_000
-    with db:
-        for start in range(0, count, batch):
-            db.executemany(
-                "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
-                " access_grants, is_active, created_at, updated_at)"
-                " VALUES (?, 'admin', 'gpt-4', 'Seeded', ?, ?, ?, 1, ?, ?)",
-                (
-                    (f"seed-{n:08d}", params, meta, grants, now, now)
-                    for n in range(start, min(count, start + batch))
-                ),
-            )
-    db.close()
-    return time.perf_counter() - started
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -279,36 +328,236 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# -- the read rows -----------------------------------------------------------------
+
+READS = {
+    "get": "GetModel",
+    "first": "ListModels first page",
+    "deep": "ListModels deep page",
+    "search": "ListModels search",
+}
+JSON_READS = ("get", "first")  # also measured as JSON through Envoy
+USERS = {"admin": BENCH_KEY, "non-admin": seeding.READER_KEY}
+DEEP = 10_000  # the deep page starts after this many models, or the deepest there is
+GET_SAMPLE = 1_000  # the admin's GetModel ids: this many stored models, at random
+JSON_CONNECTIONS = 16
+
+
+def read_row(read: str, user: str, json_via_envoy: bool = False) -> str:
+    how = f"JSON via Envoy, {JSON_CONNECTIONS} conn." if json_via_envoy else "over gRPC"
+    return f"{READS[read]} {how}, {user}"
+
+
+@dataclass
+class Reads:
+    """The read rows measured on one state of the database."""
+
+    title: str
+    stored: int
+    loads: dict[str, Load]
+    notes: list[str]
+
+
+def list_models(stub, key: str, **fields) -> pb.ListModelsResponse:
+    metadata = (("authorization", f"Bearer {key}"),)
+    return stub.ListModels(pb.ListModelsRequest(**fields), metadata=metadata, timeout=60)
+
+
+def token_after(stub, key: str, depth: int) -> str:
+    """The page token of the page that starts after `depth` models (newest
+    first, the default order), paging there 1,000 at a time."""
+    token = ""
+    while depth > 0:
+        page = list_models(stub, key, page_size=min(1000, depth), page_token=token)
+        depth -= len(page.items)
+        token = page.next_page_token
+    return token
+
+
+def settled_count(db: sqlite3.Connection) -> int:
+    """The models stored, once creates still in flight when a load stopped
+    have landed (the count holds still for half a second)."""
+    count = seeding.stored(db)
+    for _ in range(20):
+        time.sleep(0.5)
+        again = seeding.stored(db)
+        if again == count:
+            break
+        count = again
+    return count
+
+
+def sample_ids(db: sqlite3.Connection, count: int) -> list[str]:
+    """`count` ids of stored models, at random (the same ones every run)."""
+    top = db.execute("SELECT max(rowid) FROM models").fetchone()[0] or 0
+    rowids = random.Random(11).sample(range(1, top + 1), min(count, top))
+    marks = ",".join("?" * len(rowids))
+    ids = [row[0] for row in db.execute(f"SELECT id FROM models WHERE rowid IN ({marks})", rowids)]
+    random.Random(12).shuffle(ids)
+    return ids
+
+
+def measure_reads(
+    title: str,
+    load: GrpcLoad,
+    target: str,
+    db: sqlite3.Connection,
+    total: int,
+    seconds: float,
+    groups: set[str],
+    wrk: str | None,
+    http_port: int,
+    scratch: Path,
+) -> Reads:
+    """Every read row, as the admin and as READER, on the database as it is."""
+    readable = seeding.readable(total)
+    ids = {"admin": sample_ids(db, GET_SAMPLE), "non-admin": sum(readable.values(), [])}
+    requests: dict[str, dict[str, dict]] = {}
+    totals: dict[str, dict[str, int]] = {}
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.ModelServiceStub(channel)
+        for user, key in USERS.items():
+            visible = list_models(stub, key).total
+            depth = max(0, min(DEEP, visible - 30))
+            found = list_models(stub, key, query=seeding.SEARCH_WORD).total
+            totals[user] = {"visible": visible, "depth": depth, "found": found}
+            requests[user] = {
+                "first": {},
+                "deep": {"page_token": token_after(stub, key, depth)},
+                "search": {"query": seeding.SEARCH_WORD},
+            }
+    loads: dict[str, Load] = {}
+    for read in READS if "read" in groups else ():
+        for user, key in USERS.items():
+            if read == "get":
+                spec = {"kind": "get", "key": key, "ids": ids[user]}
+            else:
+                spec = {"kind": "list", "key": key, "request": requests[user][read]}
+            loads[read_row(read, user)] = load.run(spec, seconds)
+    for read in JSON_READS if wrk and "json-read" in groups else ():
+        for user, key in USERS.items():
+            if read == "get":
+                paths = [f"/api/v1/models/model?id={quote(i)}" for i in ids[user]]
+            else:
+                paths = ["/api/v1/models/list"]
+            loads[read_row(read, user, json_via_envoy=True)] = http_reads(
+                wrk, http_port, JSON_CONNECTIONS, seconds, key, paths, scratch
+            )
+    admin, reader = totals["admin"], totals["non-admin"]
+    shares = ", ".join(f"{len(v)} {k}" for k, v in readable.items())
+    notes = [
+        f"non-admin reads {reader['visible']:,} of {admin['visible']:,} ({shares}); "
+        f"GetModel: admin {len(ids['admin']):,} stored ids at random, "
+        f"non-admin the {len(ids['non-admin']):,} it reads",
+        f"deep page: after {admin['depth']:,} (admin), {reader['depth']:,} (non-admin); "
+        f"search {seeding.SEARCH_WORD!r}: {admin['found']:,} matches (admin), "
+        f"{reader['found']:,} (non-admin)",
+    ]
+    return Reads(title, admin["visible"], loads, notes)
+
+
+def print_summary(empty: Reads, full: Reads, creates: tuple[Load | None, Load | None]) -> None:
+    """Per read row: full vs empty, non-admin vs admin, reads vs creates."""
+    print()
+    print(
+        f"reads/s: {full.stored:,} stored vs empty-ish ({empty.stored:,}); non-admin / admin;"
+        " read rate / gRPC create rate (same database)"
+    )
+    header = ("read", "empty-ish", f"{full.stored:,}", "change", "non-admin/admin", "/ creates")
+    print("{:<56}{:>10}{:>11}{:>9}{:>17}{:>15}".format(*header))
+    for name, load in empty.loads.items():
+        after = full.loads.get(name)
+        change = f"{100 * (after.rate / load.rate - 1):+.1f}%" if after and load.rate else ""
+        ratio = ""
+        if name.endswith(", non-admin"):
+            admin = name.removesuffix("non-admin") + "admin"
+            ratio = " / ".join(
+                f"{phase.loads[name].rate / phase.loads[admin].rate:.2f}"
+                for phase in (empty, full)
+                if phase.loads.get(admin) and phase.loads.get(name) and phase.loads[admin].rate
+            )
+        versus = " / ".join(
+            f"{phase.rate / create.rate:.2f}x"
+            for phase, create in zip((load, after), creates, strict=True)
+            if phase is not None and create is not None and create.rate
+        )
+        rate_after = f"{after.rate:,.0f}" if after else ""
+        print(f"{name:<56}{load.rate:>10,.0f}{rate_after:>11}{change:>9}{ratio:>17}{versus:>15}")
+
+
+GROUPS = ("create", "json", "read", "json-read")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each timed run")
     parser.add_argument(
-        "--seed", type=int, default=1_000_000, help="models stored for the full-database run"
+        "--seed", type=int, default=1_000_000, help="models stored for the full-database runs"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 s runs, 10,000 seeded")
+    parser.add_argument(
+        "--rows",
+        default=",".join(GROUPS),
+        help="groups of rows to run, comma-separated: create (gRPC creates), json (JSON"
+        " creates), read (gRPC reads), json-read (JSON reads); default all. Health/Check"
+        " always runs",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.seed = 1.0, 10_000
-    wrk = ensure_wrk()
+    groups = set(args.rows.split(","))
+    if not groups <= set(GROUPS):
+        parser.error(f"--rows: groups are {', '.join(GROUPS)}")
+    wrk = ensure_wrk() if groups & {"json", "json-read"} else None
     processes = os.cpu_count() or 2
+    creates = {"empty": None, "full": None}
+    http: dict[int, Load] = {}
+    server_cpu = envoy_cpu = None
+    empty = full = None
 
     with tempfile.TemporaryDirectory(prefix="model-registry-bench-") as scratch:
         database = Path(scratch) / "bench.db"
         http_port = free_port()
         service, target = start_service(database, http_port)
+        load = GrpcLoad(target, processes)
+        db = sqlite3.connect(database)
+        db.execute("PRAGMA busy_timeout=10000")
         try:
+            now = int(time.time())
+            seeding.seed_people(db, now)
+            seeding.seed_fixture(db, args.seed, now)
             rss_start = rss_mib(service.pid)
-            grpc_load(target, "create", "warmup", 1.0, processes)
-            if wrk:
+            if groups & {"create", "json"}:
+                load.run({"kind": "create", "prefix": "warmup"}, 1.0)
+            if wrk and "json" in groups:
                 http_load(wrk, http_port, 32, 1.0, "warmup")
+            if groups & {"read", "json-read"}:
+                load.run({"kind": "list", "key": BENCH_KEY, "request": {}}, 1.0)
             rss_warm = rss_mib(service.pid)
 
-            health = grpc_load(target, "health", "h", args.seconds, processes)
-            create = grpc_load(target, "create", "empty", args.seconds, processes)
-            http = {}
+            health = load.run({"kind": "health"}, args.seconds)
+
+            def reads(title: str) -> Reads | None:
+                if not groups & {"read", "json-read"}:
+                    return None
+                return measure_reads(
+                    title,
+                    load,
+                    target,
+                    db,
+                    args.seed,
+                    args.seconds,
+                    groups,
+                    wrk,
+                    http_port,
+                    Path(scratch),
+                )
+
+            empty = reads("reads on the empty-ish database")
+            if "create" in groups:
+                creates["empty"] = load.run({"kind": "create", "prefix": "empty"}, args.seconds)
             envoy = child_pids(service.pid)[0]
-            server_cpu = envoy_cpu = None
-            for connections in (1, 32, 64) if wrk else ():
+            for connections in (1, 32, 64) if wrk and "json" in groups else ():
                 before = cpu_seconds(service.pid), cpu_seconds(envoy), time.monotonic()
                 http[connections] = http_load(
                     wrk, http_port, connections, args.seconds, f"c{connections}"
@@ -317,10 +566,18 @@ def main() -> None:
                 if connections == 32:
                     server_cpu = (cpu_seconds(service.pid) - before[0]) / spent
                     envoy_cpu = (cpu_seconds(envoy) - before[1]) / spent
-            seed_seconds = seed(database, args.seed)
-            full = grpc_load(target, "create", "full", args.seconds, processes)
+            started = time.perf_counter()
+            seeded = seeding.seed_rest(db, args.seed, now, args.seed - settled_count(db))
+            seed_seconds = time.perf_counter() - started
+            seeding.check_counts(db)
+            full = reads(f"reads with {args.seed:,} stored")
+            if "create" in groups:
+                creates["full"] = load.run({"kind": "create", "prefix": "full"}, args.seconds)
             rss_end = rss_mib(service.pid)
+            counted = seeding.check_counts(db)  # the server's writes kept the totals too
         finally:
+            db.close()
+            load.close()
             service.send_signal(signal.SIGTERM)
             service.wait(30)
 
@@ -331,29 +588,44 @@ def main() -> None:
     )
     print()
     header = ("measure", "per second", "vs ceiling", "p50 ms", "p99 ms", "errors")
-    print("{:<44}{:>12}{:>12}{:>9}{:>9}{:>8}".format(*header))
+    print("{:<56}{:>12}{:>12}{:>9}{:>9}{:>8}".format(*header))
 
     def row(name: str, load: Load, ratio: bool = True) -> None:
         share = f"{100 * load.rate / health.rate:.0f}%" if ratio else ""
         print(
-            f"{name:<44}{load.rate:>12,.0f}{share:>12}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
+            f"{name:<56}{load.rate:>12,.0f}{share:>12}{load.p50_ms:>9.2f}{load.p99_ms:>9.2f}"
             f"{load.errors:>8}"
         )
 
     row("Health/Check over gRPC (the ceiling)", health, ratio=False)
-    row("CreateModel over gRPC, empty database", create)
-    for connections, load in http.items():
-        row(f"CreateModel JSON via Envoy, {connections} connection(s)", load)
-    row(f"CreateModel over gRPC, {args.seed:,} stored", full)
-    drop = 100 * (1 - full.rate / create.rate) if create.rate else 0
+    if creates["empty"]:
+        row("CreateModel over gRPC, empty database", creates["empty"])
+    for connections, measured in http.items():
+        row(f"CreateModel JSON via Envoy, {connections} connection(s)", measured)
+    if creates["full"]:
+        row(f"CreateModel over gRPC, {args.seed:,} stored", creates["full"])
+    for phase in (empty, full):
+        if phase is None:
+            continue
+        print()
+        print(f"{phase.title} ({phase.stored:,} stored)")
+        for name, measured in phase.loads.items():
+            row(name, measured)
     print()
+    if creates["empty"] and creates["full"]:
+        drop = 100 * (1 - creates["full"].rate / creates["empty"].rate)
+        print(f"creates/s with {args.seed:,} stored vs empty: {-drop:+.1f}%")
     print(
-        f"creates/s with {args.seed:,} stored vs empty: {-drop:+.1f}% "
-        f"(seeded in {seed_seconds:.1f} s, outside the timing)"
+        f"seeded {seeded:,} models in {seed_seconds:.1f} s, outside the timing "
+        f"(stored at the end: {counted[True]:,} active, {counted[False]:,} inactive,"
+        " as model_counts keeps them)"
     )
-    if server_cpu is None:
+    for phase in (empty, full):
+        for note in phase.notes if phase else ():
+            print(f"{phase.title}: {note}")
+    if groups & {"json", "json-read"} and wrk is None:
         print("JSON via Envoy: not measured, wrk is missing (apt-get install wrk)")
-    else:
+    if server_cpu is not None:
         print(
             f"CPU during the 32-connection JSON run: server {100 * server_cpu:.0f}%, "
             f"Envoy {100 * envoy_cpu:.0f}% (100% = one core of {os.cpu_count()})"
@@ -362,6 +634,8 @@ def main() -> None:
         f"server RSS: start {rss_start:.1f} MiB, after warm-up {rss_warm:.1f} MiB, "
         f"end {rss_end:.1f} MiB"
     )
+    if empty and full:
+        print_summary(empty, full, (creates["empty"], creates["full"]))
 
 
 if __name__ == "__main__":

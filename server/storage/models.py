@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     and_,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -280,14 +281,21 @@ def _filters(query: ListQuery, visibility: Visibility) -> list[ColumnElement[boo
         own = select(models.c.id.label("id")).where(models.c.user_id == me)
         conditions.append(models.c.id.in_(union(own, _granted_to(visibility.grantees))))
     for word in query.words:
-        conditions.append(
-            models.c.id.in_(
-                select(model_words.c.model_id).where(
-                    model_words.c.word >= word, model_words.c.word < word + LAST
-                )
-            )
-        )
+        conditions.append(_has_word(word, driven_by_words=visibility.everything))
     return conditions
+
+
+def _has_word(word: str, *, driven_by_words: bool) -> ColumnElement[bool]:
+    """A model has a word starting with `word`."""
+    starts = and_(model_words.c.word >= word, model_words.c.word < word + LAST)
+    if driven_by_words:
+        # Every model may match: the matching words lead, so the cost follows
+        # how many models the word matches.
+        return models.c.id.in_(select(model_words.c.model_id).where(starts))
+    # The caller's own models and grants lead (see _filters); each is checked
+    # by its own few words (ix_model_words_model_id), so the cost follows
+    # what the caller may read, not how many models the word matches.
+    return exists().where(model_words.c.model_id == models.c.id, starts)
 
 
 def _granted_to(grantees: Iterable[tuple[str, str]]) -> Select[tuple[str]]:

@@ -1,0 +1,34 @@
+"""ListModels' SQLite plans, as bench/query_plans.py prints them: a
+non-admin's pages and every search are found through indexes, never by
+walking `models`, and a non-admin's search checks only the words of the
+models they may read. (Plans only: nothing here is timed.)"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import query_plans  # noqa: E402
+
+
+def test_list_plans_follow_what_the_caller_may_read(tmp_path: Path) -> None:
+    database = tmp_path / "plans.db"
+    query_plans.make_database(database, 2_000)
+    checked = query_plans.all_plans(database)
+    assert {case.name.split(",")[0] for case, _ in checked} >= {"admin", "non-admin"}
+    faults = [
+        (case.name, " ".join(plan.sql.split()), fault)
+        for case, plans in checked
+        for plan in plans
+        for fault in plan.faults(case)
+    ]
+    assert faults == []
+    for case, plans in checked:
+        # The page, its models' grants, the total: no table read whole but the
+        # two rows of kept counts (an admin's unfiltered total).
+        assert len(plans) == 3, case.name
+        for plan in plans:
+            for line in (line.strip() for line in plan.lines):
+                if line.startswith("SCAN "):
+                    assert line == "SCAN model_counts" or " USING " in line, (case.name, line)
