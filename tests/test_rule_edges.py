@@ -302,11 +302,16 @@ def test_each_rule_keeps_its_last_good_value(surface: Surface, unique_id: str):
 
 @pytest.mark.parametrize(
     "url",
-    ["/", "/static/a b.png", "https://h/x.png", "HTTPS://H/x.png", "data:image/x,", "DATA:IMAGE/y,"],
+    [
+        "/",
+        "/static/a b.png",
+        "https://h/x.png",
+        "HTTPS://H/x.png",
+        "data:image/x,",
+        "DATA:IMAGE/y,",
+    ],
 )
-def test_profile_image_url_edges_that_are_image_sources(
-    surface: Surface, unique_id: str, url: str
-):
+def test_profile_image_url_edges_that_are_image_sources(surface: Surface, unique_id: str, url: str):
     created = surface.accepted(minimal(unique_id, meta={"profile_image_url": url}))
     assert created["meta"] == {"profile_image_url": url}
     assert stored(surface.web, unique_id)["meta"] == {"profile_image_url": url}
@@ -355,7 +360,9 @@ def test_http_body_at_the_limit_is_served_and_one_byte_more_is_413(web: Registry
     model["meta"]["description"] = "x" * (MIB - len(json.dumps(model)))
     body = json.dumps(model).encode()
     assert len(body) == MIB
-    assert http_request(web.http_port, "POST", "/api/models/create", body, key=ADMIN_KEY).status == 200
+    assert (
+        http_request(web.http_port, "POST", "/api/models/create", body, key=ADMIN_KEY).status == 200
+    )
 
     over = minimal(unique_id + "-over", meta={"description": ""})
     over["meta"]["description"] = "x" * (MIB + 1 - len(json.dumps(over)))
