@@ -75,6 +75,7 @@ SEEN: dict[str, Counter] = {
     "http": Counter(),
     "grpc-bytes": Counter(),
 }
+BROKEN: dict[str, Counter] = {"grpc": Counter(), "http": Counter()}  # rules broken, by name
 _fresh = itertools.count()
 
 # == judged creates: the rules, written out from the README ===========================
@@ -449,21 +450,27 @@ def grant_change(key: str, value: str, at: float) -> Callable[[dict], None]:
     return apply
 
 
+KINDS = [
+    "long id", "empty id", "whitespace in id", "control in id",
+    "long base_model_id", "empty base_model_id", "whitespace in base_model_id",
+    "control in base_model_id", "blank name", "no params", "no meta",
+    "number param not a number", "max_tokens not a positive integer",
+    "profile_image_url not an image", "description not a string",
+    "capabilities not an object", "bad access_type", "bad permission", "empty access_id",
+    "params too deep", "meta too deep", "NaN or infinity",
+]  # fmt: skip
+
+
+def kinds_for(surface: str) -> list[str]:
+    # JSON cannot say NaN or infinity; a gRPC Struct can.
+    return [kind for kind in KINDS if surface == "grpc" or kind != "NaN or infinity"]
+
+
 @st.composite
-def mutations(draw, surface: str) -> Mutation:
+def mutations(draw, surface: str, kind: str | None = None) -> Mutation:
     at = draw(st.floats(0, 1))
-    kinds = [
-        "long id", "empty id", "whitespace in id", "control in id",
-        "long base_model_id", "empty base_model_id", "whitespace in base_model_id",
-        "control in base_model_id", "blank name", "no params", "no meta",
-        "number param not a number", "max_tokens not a positive integer",
-        "profile_image_url not an image", "description not a string",
-        "capabilities not an object", "bad access_type", "bad permission", "empty access_id",
-        "params too deep", "meta too deep",
-    ]  # fmt: skip
-    if surface == "grpc":  # JSON cannot say NaN; a gRPC Struct can
-        kinds.append("NaN or infinity")
-    kind = draw(st.sampled_from(kinds))
+    if kind is None:
+        kind = draw(st.sampled_from(kinds_for(surface)))
     if kind == "long id":
         length = draw(st.integers(MAX_ID + 1, MAX_ID + 44))
         return Mutation(kind, "id", lambda m: m.update(id=sized(m["id"], length)))
@@ -526,11 +533,13 @@ def mutations(draw, surface: str) -> Mutation:
 
 
 @st.composite
-def judged_cases(draw, surface: str) -> tuple[Shape, Mutation | None]:
-    shape = draw(valid_shapes())
+def judged_cases(draw, surface: str, kind: str | None = None) -> tuple[Shape, Mutation | None]:
+    if kind is not None:
+        return draw(valid_shapes()), draw(mutations(surface, kind))
     # About 60% valid (the simplest case, so also where shrinking goes).
-    mutation = draw(mutations(surface)) if draw(st.integers(0, 99)) >= 60 else None
-    return shape, mutation
+    broken = draw(st.integers(0, 4)) >= 3
+    shape = draw(valid_shapes())
+    return shape, draw(mutations(surface)) if broken else None
 
 
 def names_the_field(message: str, field: str) -> bool:
@@ -551,6 +560,12 @@ def target(database_url_factory: Callable[[], str]) -> Iterator[Registry]:
     for surface, counts in SEEN.items():
         if counts:
             print(f"\nfuzz {surface} on {backend}: {sum(counts.values())} cases: {dict(counts)}")
+        counts.clear()
+    for surface, counts in BROKEN.items():
+        if counts:
+            print(
+                f"fuzz {surface} judged on {backend}, broken rules: {dict(sorted(counts.items()))}"
+            )
         counts.clear()
     log = "".join(registry.output)
     assert "Traceback" not in log and ADMIN_KEY not in log
@@ -616,6 +631,8 @@ def judge(registry: Registry, surface: str, create: Callable[[dict], Answer], ca
     shape, mutation = case
     model = build(shape)
     changed = mutation.apply(model) if mutation is not None else None
+    if mutation is not None:
+        BROKEN[surface][mutation.name] += 1
     broken = broken_rules(model)
     # The generator's own check: a valid shape, plus at most the one broken rule.
     if mutation is None:
@@ -657,33 +674,42 @@ def check_shares(counts: Counter) -> None:
     assert counts["rejected"] >= MIN_REJECTED * total, counts
 
 
-def test_grpc_creates_are_judged_by_the_rules(target: Registry):
-    counts = SEEN["grpc judged"]
+def creator(target: Registry, surface: str, stub: pb_grpc.ModelServiceStub, ascii_only: bool):
+    if surface == "grpc":
+        return lambda model: create_over_grpc(stub, model)
+    return lambda model: create_over_http(target, model, ascii_only)
+
+
+@pytest.mark.parametrize("surface", ["grpc", "http"])
+def test_creates_are_judged_by_the_rules(target: Registry, surface: str):
+    counts = SEEN[f"{surface} judged"]
     with grpc.insecure_channel(target.grpc_target) as channel:
         stub = pb_grpc.ModelServiceStub(channel)
 
         @FUZZ
-        @given(case=judged_cases("grpc"))
-        def run(case) -> None:
-            counts[judge(target, "grpc", lambda model: create_over_grpc(stub, model), case)] += 1
+        @given(case=judged_cases(surface), ascii_only=st.booleans())
+        def run(case, ascii_only: bool) -> None:
+            create = creator(target, surface, stub, ascii_only)
+            counts[judge(target, surface, create, case)] += 1
 
         run()
     check_shares(counts)
 
 
-def test_http_creates_are_judged_by_the_rules(target: Registry):
-    counts = SEEN["http judged"]
+@pytest.mark.parametrize("surface", ["grpc", "http"])
+def test_every_broken_rule_is_judged(target: Registry, surface: str):
+    """Each kind of broken rule, a few times, whatever the main run drew."""
+    with grpc.insecure_channel(target.grpc_target) as channel:
+        stub = pb_grpc.ModelServiceStub(channel)
+        for kind in kinds_for(surface):
 
-    @FUZZ
-    @given(case=judged_cases("http"), ascii_only=st.booleans())
-    def run(case, ascii_only: bool) -> None:
-        outcome = judge(
-            target, "http", lambda model: create_over_http(target, model, ascii_only), case
-        )
-        counts[outcome] += 1
+            @settings(FUZZ, max_examples=min(EXAMPLES, 3))
+            @given(case=judged_cases(surface, kind), ascii_only=st.booleans())
+            def run(case, ascii_only: bool) -> None:
+                create = creator(target, surface, stub, ascii_only)
+                assert judge(target, surface, create, case) == "rejected"
 
-    run()
-    check_shares(counts)
+            run()
 
 
 # == hostile requests: no 5xx, no traceback, no row for a refusal =========================
