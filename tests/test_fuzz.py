@@ -54,6 +54,8 @@ FUZZ = settings(
     ],
     database=None,
 )
+# The long run needs more than the suite's per-test timeout.
+pytestmark = pytest.mark.timeout(300 + EXAMPLES // 10)
 CLIENT_CODES = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,
