@@ -580,10 +580,19 @@ def stored_row(registry: Registry, model_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     row = dict(row)
-    for column in ("params", "meta", "access_grants"):
+    for column in ("params", "meta"):
         if isinstance(row[column], str):  # SQLite hands back the JSON text
             row[column] = json.loads(row[column])
     row["is_active"] = bool(row["is_active"])
+    with _engines[registry.database_url].connect() as connection:
+        grants = connection.execute(
+            sa.text(
+                "SELECT access_type, access_id, permission FROM model_grants"
+                " WHERE model_id = :id ORDER BY position"
+            ),
+            {"id": model_id},
+        )
+        row["access_grants"] = [dict(grant) for grant in grants.mappings()]
     return row
 
 

@@ -408,13 +408,6 @@ def test_grpc_message_limit_is_4_mib_by_default(web: Registry, unique_id: str):
     assert_message_limit(web.grpc_target, 4 * MIB, unique_id, web.database_url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=grpc.RpcError,
-    reason="the reply (the request plus user_id, timestamps and the default profile_image_url)"
-    " may exceed the send limit, which equals the receive limit: the model is stored but the"
-    " call is answered RESOURCE_EXHAUSTED",
-)
 def test_a_create_just_under_the_message_limit_is_answered(web: Registry, unique_id: str):
     request = model_request(minimal(unique_id, name="n"))
     request.model.name = "n" * (4 * MIB - 16 - request.ByteSize())
