@@ -79,6 +79,9 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
 
 # Execution option of a connection whose transactions read, then write.
 WRITE_FIRST = "modelregistry_write_first"
+# Execution option of a connection that only reads, one statement at a time
+# (each consistent by itself): SQLite then runs no BEGIN and ROLLBACK around it.
+READ_ONLY = "modelregistry_read_only"
 
 
 def set_up_sqlite(
@@ -104,8 +107,10 @@ def set_up_sqlite(
         # A read-modify-write transaction takes the write lock first (waiting
         # for it), so that its write cannot fail on a snapshot another
         # connection changed meanwhile.
-        immediate = connection.get_execution_options().get(WRITE_FIRST, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else begin)
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY, False):
+            return  # the sqlite3 module runs each statement in its own transaction
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_FIRST, False) else begin)
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)

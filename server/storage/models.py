@@ -19,6 +19,7 @@ from sqlalchemy import (
     Row,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_of
 from ..domain.models import AccessGrant, Model
 from ..domain.stores import ModelChange
-from .database import WRITE_FIRST, translate_errors
+from .database import READ_ONLY, WRITE_FIRST, translate_errors
 from .tables import group_members, model_counts, model_grants, model_words, models
 from .writer import BatchWriter
 
@@ -62,14 +63,14 @@ class ModelRepository:
 
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
         def read() -> tuple[Model | None, frozenset[str]]:
-            with translate_errors(), self._engine.connect() as connection:
+            with translate_errors(), self._reading() as connection:
                 return _load(connection, model_id), _groups_of(connection, user_id)
 
         return await self._run(read)
 
     async def groups_of(self, user_id: str) -> frozenset[str]:
         def read() -> frozenset[str]:
-            with translate_errors(), self._engine.connect() as connection:
+            with translate_errors(), self._reading() as connection:
                 return _groups_of(connection, user_id)
 
         return await self._run(read)
@@ -97,6 +98,10 @@ class ModelRepository:
 
     def close(self) -> None:
         self._writer.close()
+
+    def _reading(self) -> Connection:
+        """A connection for reads that are each one statement."""
+        return self._engine.connect().execution_options(**{READ_ONLY: True})
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
@@ -191,14 +196,35 @@ def _count(connection: Connection, changes: Counter[bool]) -> None:
 # -- reading ------------------------------------------------------------------------
 
 
+# Built once: these run on every GetModel and every change. A model and its
+# grants come in one statement (one row per grant, or one without any).
+_MODEL_WITH_GRANTS = (
+    select(
+        models,
+        model_grants.c.access_type.label("grant_type"),
+        model_grants.c.access_id.label("grant_id"),
+        model_grants.c.permission.label("grant_permission"),
+    )
+    .select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
+    .where(models.c.id == bindparam("model_id"))
+    .order_by(model_grants.c.position)
+)
+# PostgreSQL locks the model's row; SQLite holds its write lock already.
+_MODEL_WITH_GRANTS_FOR_UPDATE = _MODEL_WITH_GRANTS.with_for_update(of=models)
+_GROUPS_OF = select(group_members.c.group_id).where(group_members.c.user_id == bindparam("user_id"))
+
+
 def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
-    query = select(models).where(models.c.id == model_id)
-    if for_update:
-        query = query.with_for_update()  # PostgreSQL; SQLite holds its write lock already
-    row = connection.execute(query).first()
-    if row is None:
+    query = _MODEL_WITH_GRANTS_FOR_UPDATE if for_update else _MODEL_WITH_GRANTS
+    rows = connection.execute(query, {"model_id": model_id}).all()
+    if not rows:
         return None
-    return _model(row, _grants_of(connection, [model_id]).get(model_id, []))
+    grants = [
+        AccessGrant(row.grant_type, row.grant_id, row.grant_permission)
+        for row in rows
+        if row.grant_type is not None
+    ]
+    return _model(rows[0], grants)
 
 
 def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, list[AccessGrant]]:
@@ -216,10 +242,7 @@ def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, li
 
 
 def _groups_of(connection: Connection, user_id: str) -> frozenset[str]:
-    rows = connection.execute(
-        select(group_members.c.group_id).where(group_members.c.user_id == user_id)
-    )
-    return frozenset(row.group_id for row in rows)
+    return frozenset(connection.execute(_GROUPS_OF, {"user_id": user_id}).scalars())
 
 
 def _model(row: Row[Any], grants: list[AccessGrant]) -> Model:
