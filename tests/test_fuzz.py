@@ -66,9 +66,11 @@ CLIENT_CODES = {
 }
 CLIENT_STATUSES = {200, 400, 401, 413}  # the create path exists: never 404
 # Judged creates: at least this share must be accepted, and this share
-# rejected, or the generator has drifted to one side.
+# rejected, or the generator has drifted to one side. (The fixed seed depends
+# on where the file lies, so a clone draws other cases: the shares leave room;
+# test_every_broken_rule_is_judged makes sure each broken rule is drawn.)
 MIN_ACCEPTED = 0.3
-MIN_REJECTED = 0.15
+MIN_REJECTED = 0.05
 _engines: dict[str, sa.Engine] = {}  # one per registry, to read its rows
 SEEN: dict[str, Counter] = {
     "grpc judged": Counter(),

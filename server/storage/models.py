@@ -35,14 +35,14 @@ from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_
 from ..domain.models import AccessGrant, Model
 from ..domain.stores import ModelChange
 from .database import READ_ONLY, WRITE_FIRST, translate_errors
-from .tables import group_members, model_counts, model_grants, model_words, models
+from .tables import NAME_KEY, group_members, model_counts, model_grants, model_words, models
 from .writer import BatchWriter
 
 T = TypeVar("T")
 # Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
 LAST = "\U0010ffff"
 SORT_COLUMNS = {
-    "name": models.c.name,
+    "name": NAME_KEY,
     "created_at": models.c.created_at,
     "updated_at": models.c.updated_at,
 }
@@ -263,7 +263,7 @@ def _model(row: Row[Any], grants: list[AccessGrant]) -> Model:
 def _page(connection: Connection, query: ListQuery, visibility: Visibility) -> ModelPage:
     conditions = _filters(query, visibility)
     key = SORT_COLUMNS[query.order_by]
-    page = select(models).where(*conditions)
+    page = select(models, key.label("sort_key")).where(*conditions)
     if query.after is not None:
         after = tuple_(key, models.c.id)
         position = tuple_(*query.after)
@@ -280,7 +280,7 @@ def _page(connection: Connection, query: ListQuery, visibility: Visibility) -> M
     items = [_model(row, grants.get(row.id, [])) for row in rows]
     last: tuple[SortValue, str] | None = None
     if more and rows:
-        last = (getattr(rows[-1], query.order_by), rows[-1].id)
+        last = (rows[-1].sort_key, rows[-1].id)
     return ModelPage(
         models=items, total=_total(connection, query, visibility, conditions), last=last
     )

@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    literal_column,
 )
 
 
@@ -77,11 +79,16 @@ models = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("commit_message", Text, nullable=True),
-    # The orders ListModels pages by (keyset: sort value, then id).
-    Index("ix_models_name_id", "name", "id"),
+    # The orders ListModels pages by (keyset: sort value, then id); names by
+    # NAME_KEY (below).
     Index("ix_models_created_at_id", "created_at", "id"),
     Index("ix_models_updated_at_id", "updated_at", "id"),
 )
+
+# Names sort by their first 256 characters: a B-tree entry on PostgreSQL holds
+# at most about 2.7 kB, and a name has no length limit.
+NAME_KEY = func.substr(models.c.name, literal_column("1"), literal_column("256"))
+Index("ix_models_name_id", NAME_KEY, models.c.id)
 
 model_grants = Table(
     "model_grants",

@@ -156,7 +156,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("models") as batch_op:
         batch_op.drop_column("access_grants")
-    op.create_index("ix_models_name_id", "models", ["name", "id"])
+    # Names sort by their first 256 characters: PostgreSQL's B-tree entries
+    # hold at most about 2.7 kB, and a name has no length limit.
+    op.create_index("ix_models_name_id", "models", [sa.text("substr(name, 1, 256)"), "id"])
     op.create_index("ix_models_created_at_id", "models", ["created_at", "id"])
     op.create_index("ix_models_updated_at_id", "models", ["updated_at", "id"])
 
@@ -176,6 +178,10 @@ def _batches(bind: sa.Connection, query: sa.Select[Any]) -> Iterator[list[sa.Row
 
 def downgrade() -> None:
     bind = op.get_bind()
+    # First: SQLite's batch mode copies the table and cannot carry an index
+    # on an expression over.
+    for index in ("ix_models_name_id", "ix_models_created_at_id", "ix_models_updated_at_id"):
+        op.drop_index(index, table_name="models")
     with op.batch_alter_table("models") as batch_op:
         batch_op.add_column(sa.Column("access_grants", sa.JSON(), nullable=True))
     grants: dict[str, list[dict[str, str]]] = {}
@@ -202,8 +208,6 @@ def downgrade() -> None:
             )
     with op.batch_alter_table("models") as batch_op:
         batch_op.alter_column("access_grants", nullable=False)
-    for index in ("ix_models_name_id", "ix_models_created_at_id", "ix_models_updated_at_id"):
-        op.drop_index(index, table_name="models")
     op.drop_index("ix_group_members_user_id", table_name="group_members")
     op.drop_table("group_members")
     op.drop_table("groups")
