@@ -27,7 +27,7 @@ from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 from modelregistry_server.cli import main as cli_main
 
-from support import HttpResponse, Registry, http_request, model_request, status_details
+from support import ADMIN_KEY, HttpResponse, Registry, http_request, model_request, status_details
 
 GRPC = "grpc"
 PREFIXES = ("/api", "/api/v1")
@@ -325,3 +325,27 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+@dataclass
+class Registered:
+    """A registry and its callers by name ("admin", "no_key" and the users
+    made for the test)."""
+
+    registry: Registry
+    callers: dict[str, Caller]
+
+    @property
+    def admin(self) -> Caller:
+        return self.callers["admin"]
+
+
+def callers_for(
+    registry: Registry, channel: grpc.Channel, users: dict[str, dict[str, Any]]
+) -> dict[str, Caller]:
+    """`users` made with a key each, and the admin and a caller without a key."""
+    keys = add_users(registry, users)
+    callers = {user: Caller(registry, channel, key) for user, key in keys.items()}
+    callers["admin"] = Caller(registry, channel, ADMIN_KEY)
+    callers["no_key"] = Caller(registry, channel, None)
+    return callers

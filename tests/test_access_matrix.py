@@ -22,18 +22,18 @@ from registry_support import (
     FACES,
     FAVICON,
     GRPC,
-    Caller,
+    Registered,
     Reply,
-    add_users,
     api_json,
     assert_rpc_error,
+    callers_for,
     ok,
     refused,
     rpc_error,
     seen_by_reader,
     seen_by_writer,
 )
-from support import ADMIN_KEY, Registry, start_registry
+from support import start_registry
 
 READ, WRITE, NONE = "read", "write", "none"
 
@@ -104,14 +104,7 @@ _case_ids = itertools.count()
 
 
 @dataclass
-class World:
-    registry: Registry
-    callers: dict[str, Caller]
-
-    @property
-    def admin(self) -> Caller:
-        return self.callers["admin"]
-
+class World(Registered):
     def new_model(self, template: str, **fields: Any) -> dict[str, Any]:
         """A model of `owner` from `template`, as its owner sees it."""
         model_id = fields.pop("id", None) or f"case-{template}-{next(_case_ids)}"
@@ -135,12 +128,8 @@ class World:
 def world(database_url_factory: Callable[[], str]) -> Iterator[World]:
     registry = start_registry(database_url_factory(), http=True)
     try:
-        keys = add_users(registry, USERS)
         with grpc.insecure_channel(registry.grpc_target) as channel:
-            callers = {name: Caller(registry, channel, key) for name, key in keys.items()}
-            callers["admin"] = Caller(registry, channel, ADMIN_KEY)
-            callers["no_key"] = Caller(registry, channel, None)
-            world = World(registry, callers)
+            world = World(registry, callers_for(registry, channel, USERS))
             for group, members in GROUPS.items():
                 world.admin.create_group(group)
                 for member in members:

@@ -24,16 +24,17 @@ from registry_support import (
     FACES,
     PREFIXES,
     Caller,
-    add_users,
+    Registered,
     api_json,
     assert_rpc_error,
+    callers_for,
     ok,
     refused,
     rpc_error,
     seen_by_reader,
     seen_by_writer,
 )
-from support import ADMIN_KEY, Registry, query, start_registry
+from support import ADMIN_KEY, query, start_registry
 
 MODELS = 1000
 PAGE = 37
@@ -263,14 +264,7 @@ _ids = itertools.count()
 
 
 @dataclass
-class Web:
-    registry: Registry
-    callers: dict[str, Caller]
-
-    @property
-    def admin(self) -> Caller:
-        return self.callers["admin"]
-
+class Web(Registered):
     def create(self, owner: str, model_id: str, **fields: Any) -> dict[str, Any]:
         model = {
             "id": model_id,
@@ -287,12 +281,8 @@ class Web:
 def web(database_url_factory: Callable[[], str]) -> Iterator[Web]:
     registry = start_registry(database_url_factory(), http=True)
     try:
-        keys = add_users(registry, USERS)
         with grpc.insecure_channel(registry.grpc_target) as channel:
-            callers = {user: Caller(registry, channel, key) for user, key in keys.items()}
-            callers["admin"] = Caller(registry, channel, ADMIN_KEY)
-            callers["no_key"] = Caller(registry, channel, None)
-            web = Web(registry, callers)
+            web = Web(registry, callers_for(registry, channel, USERS))
             web.admin.create_group("crew")
             web.admin.add_member("crew", "maker")
             web.admin.add_member("crew", "member")

@@ -23,10 +23,10 @@ from registry_support import (
     FAVICON,
     GRPC,
     PREFIXES,
-    Caller,
-    add_users,
+    Registered,
     api_json,
     assert_rpc_error,
+    callers_for,
     invalid,
     ok,
     refused,
@@ -34,21 +34,14 @@ from registry_support import (
     seen_by_reader,
     seen_by_writer,
 )
-from support import ADMIN_KEY, Registry, query, start_registry, stored_grants
+from support import query, start_registry, stored_grants
 
 USERS = {"author": {"can_create": True}, "editor": {}, "viewer": {}}
 _ids = itertools.count()
 
 
 @dataclass
-class Web:
-    registry: Registry
-    callers: dict[str, Caller]
-
-    @property
-    def admin(self) -> Caller:
-        return self.callers["admin"]
-
+class Web(Registered):
     @property
     def url(self) -> str:
         return self.registry.database_url
@@ -67,11 +60,8 @@ class Web:
 def web(database_url_factory: Callable[[], str]) -> Iterator[Web]:
     registry = start_registry(database_url_factory(), http=True)
     try:
-        keys = add_users(registry, USERS)
         with grpc.insecure_channel(registry.grpc_target) as channel:
-            callers = {user: Caller(registry, channel, key) for user, key in keys.items()}
-            callers["admin"] = Caller(registry, channel, ADMIN_KEY)
-            web = Web(registry, callers)
+            web = Web(registry, callers_for(registry, channel, USERS))
             web.admin.create_group("team")
             web.admin.add_member("team", "editor")
             yield web
