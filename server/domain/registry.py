@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import TypeVar
 
-from .access import FULL_ACCESS, Access, access_to, as_seen_by, grant_principals
+from .access import FULL_ACCESS, access_to, as_seen_by, grant_principals
 from .errors import (
     FieldViolation,
     InvalidArgument,
@@ -192,10 +192,10 @@ def _pick(chosen: frozenset[str], name: str, sent: T, stored: T) -> T:
 def _writable(caller: Principal, current: Model | None, groups: frozenset[str]) -> Model:
     """`current`, if the caller may change it; else the error they get: a
     model they may not see does not exist for them."""
-    access: Access = (
-        access_to(caller, current, groups) if current is not None else Access(False, False)
-    )
-    if current is None or not access.read:
+    if current is None:
+        raise ModelNotFound()
+    access = access_to(caller, current, groups)
+    if not access.read:
         raise ModelNotFound()
     if not access.write:
         raise PermissionDenied()
