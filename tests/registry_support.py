@@ -81,6 +81,11 @@ class Reply:
         """The reply's updated_at, if it is a model."""
         return self.body.get("updated_at") if isinstance(self.body, dict) else None
 
+    @property
+    def version_id(self) -> Any:
+        """The reply's version_id (each write makes a new one), if it is a model."""
+        return self.body.get("version_id") if isinstance(self.body, dict) else None
+
 
 def ok(face: str, body: Any) -> Reply:
     return Reply("OK" if face == GRPC else 200, body)
@@ -129,6 +134,38 @@ def api_json(model: pb.Model) -> dict[str, Any]:
     }
     if model.HasField("write_access"):
         body["write_access"] = model.write_access
+    body["version_id"] = model.version_id
+    return body
+
+
+def version_json(version: pb.ModelVersion) -> dict[str, Any]:
+    """A version as the HTTP API writes it (Open WebUI's history entry, and
+    `snapshot` when the version was read with it)."""
+    body: dict[str, Any] = {
+        "id": version.id,
+        "model_id": version.model_id,
+        "parent_id": version.parent_id if version.HasField("parent_id") else None,
+        "user_id": version.user_id,
+        "commit_message": (version.commit_message if version.HasField("commit_message") else None),
+        "created_at": version.created_at,
+        "user": {"name": version.user.name},
+        "number": version.number,
+    }
+    if version.HasField("snapshot"):
+        snapshot = version.snapshot
+        body["snapshot"] = {
+            "name": snapshot.name,
+            "base_model_id": (
+                snapshot.base_model_id if snapshot.HasField("base_model_id") else None
+            ),
+            "params": plain(json_format.MessageToDict(snapshot.params)),
+            "meta": plain(json_format.MessageToDict(snapshot.meta)),
+            "is_active": snapshot.is_active,
+            "access_grants": [
+                {"access_type": g.access_type, "access_id": g.access_id, "permission": g.permission}
+                for g in snapshot.access_grants
+            ],
+        }
     return body
 
 
@@ -226,6 +263,22 @@ class Caller:
     def delete(self, model_id: str) -> Any:
         return self._call(self.models.DeleteModel, pb.DeleteModelRequest(id=model_id))
 
+    def history(self, model_id: str, **fields: Any) -> pb.ListModelVersionsResponse:
+        request = pb.ListModelVersionsRequest(id=model_id, **fields)
+        return self._call(self.models.ListModelVersions, request)
+
+    def version(self, model_id: str, version_id: str) -> pb.ModelVersion:
+        request = pb.GetModelVersionRequest(id=model_id, version_id=version_id)
+        return self._call(self.models.GetModelVersion, request)
+
+    def restore(self, model_id: str, version_id: str, **fields: Any) -> pb.Model:
+        request = pb.RestoreModelVersionRequest(id=model_id, version_id=version_id, **fields)
+        return self._call(self.models.RestoreModelVersion, request)
+
+    def delete_version(self, model_id: str, version_id: str) -> Any:
+        request = pb.DeleteModelVersionRequest(id=model_id, version_id=version_id)
+        return self._call(self.models.DeleteModelVersion, request)
+
     # GroupService (gRPC only)
 
     def create_group(self, group_id: str, name: str = "") -> gpb.Group:
@@ -308,6 +361,37 @@ class Face:
             {"id": model_id},
         )
 
+    def history(self, model_id: str, page: int = 0) -> Reply:
+        """The history as Open WebUI's front end reads it: a bare array."""
+        query = {"id": model_id, **({"page": page} if page else {})}
+        return self._do(
+            lambda: [version_json(v) for v in self.caller.history(model_id, page=page).versions],
+            "GET",
+            f"/models/model/history?{urllib.parse.urlencode(query)}",
+        )
+
+    def version(self, model_id: str, version_id: str) -> Reply:
+        return self._do(
+            lambda: version_json(self.caller.version(model_id, version_id)),
+            "GET",
+            _version_path(model_id, version_id),
+        )
+
+    def restore(self, model_id: str, version_id: str) -> Reply:
+        return self._do(
+            lambda: api_json(self.caller.restore(model_id, version_id)),
+            "POST",
+            f"/models/model/update/version?{urllib.parse.urlencode({'id': model_id})}",
+            {"version_id": version_id},
+        )
+
+    def delete_version(self, model_id: str, version_id: str) -> Reply:
+        return self._do(
+            lambda: self.caller.delete_version(model_id, version_id).value,
+            "DELETE",
+            _version_path(model_id, version_id),
+        )
+
     def _do(self, rpc: Callable[[], Any], method: str, path: str, body: Any = None) -> Reply:
         if self.face == GRPC:
             try:
@@ -319,6 +403,11 @@ class Face:
         assert response.headers.get("content-type") == "application/json", response.headers
         assert not [h for h in response.headers if h.startswith(("grpc-", "x-envoy-"))]
         return Reply(response.status, response.json())
+
+
+def _version_path(model_id: str, version_id: str) -> str:
+    quoted = urllib.parse.quote(version_id, safe="")
+    return f"/models/model/history/{quoted}?{urllib.parse.urlencode({'id': model_id})}"
 
 
 def _query_value(value: Any) -> str:

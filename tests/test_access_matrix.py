@@ -257,6 +257,7 @@ def test_update(world: World, caller: str, face: str):
         "params": {"temperature": 0.1},
         "meta": {"description": "changed", "profile_image_url": FAVICON},
         "updated_at": reply.updated_at,
+        "version_id": reply.version_id,
     }
     assert reply == ok(face, after)
     assert after["updated_at"] >= before["updated_at"]
@@ -274,7 +275,12 @@ def test_toggle(world: World, caller: str, face: str):
         assert reply == refusal
         assert world.full(before["id"]) == before
         return
-    after = {**before, "is_active": False, "updated_at": reply.updated_at}
+    after = {
+        **before,
+        "is_active": False,
+        "updated_at": reply.updated_at,
+        "version_id": reply.version_id,
+    }
     assert reply == ok(face, after)
     assert after["updated_at"] >= before["updated_at"]
     assert world.full(before["id"]) == after
@@ -292,7 +298,12 @@ def test_update_access(world: World, caller: str, face: str):
         assert reply == refusal
         assert world.full(before["id"]) == before
         return
-    after = {**before, "access_grants": grants, "updated_at": reply.updated_at}
+    after = {
+        **before,
+        "access_grants": grants,
+        "updated_at": reply.updated_at,
+        "version_id": reply.version_id,
+    }
     assert reply == ok(face, after)
     assert world.full(before["id"]) == after
 

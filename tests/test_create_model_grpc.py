@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spec_examples import SPEC_REQUEST, SPEC_RESPONSE, minimal
-from support import Client, Registry, as_json, model_request, status_details
+from support import Client, Registry, as_json, model_request, query, status_details
 
 TOO_LONG = "Model ID is too long (max 256 characters)"
 
@@ -75,7 +75,7 @@ def test_spec_example_request_gives_spec_example_response(admin: Client, registr
     assert before <= int(created["created_at"]) <= after
     assert created["created_at"] == created["updated_at"]
     assert created["user_id"] == "admin"
-    volatile = ("user_id", "created_at", "updated_at")
+    volatile = ("user_id", "created_at", "updated_at", "version_id")
     expected = {k: v for k, v in SPEC_RESPONSE.items() if k not in volatile}
     assert {k: v for k, v in created.items() if k not in volatile} == expected
 
@@ -85,6 +85,12 @@ def test_spec_example_request_gives_spec_example_response(admin: Client, registr
     assert row["base_model_id"] == "gpt-4"
     assert row["is_active"] in (True, 1)
     assert row["created_at"] == int(created["created_at"])
+    [version] = query(
+        registry.database_url,
+        "SELECT id, number, parent_id, user_id FROM model_versions WHERE model_id = :id",
+        id="my-custom-gpt4",
+    )
+    assert tuple(version) == (created["version_id"], 1, None, "admin")
 
 
 def test_integer_params_stay_integers(admin: Client, registry: Registry, unique_id: str):

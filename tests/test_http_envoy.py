@@ -80,7 +80,13 @@ def test_spec_example_gives_spec_response(web: Registry, path: str):
     assert response.headers["content-type"] == "application/json"
     assert not [h for h in response.headers if h.startswith(("grpc-", "x-envoy-"))]
     body = json.loads(response.body)
-    assert list(body) == list(SPEC_RESPONSE)  # same keys, in the spec's order
+    # The spec's keys in its order, then the version the model is (as Open
+    # WebUI's own replies carry it).
+    assert list(body) == [*SPEC_RESPONSE, "version_id"]
+    [(version_id,)] = query(
+        web.database_url, "SELECT version_id FROM models WHERE id = :id", id=model_id
+    )
+    assert body["version_id"] == version_id and len(version_id) == 36
     for key in SPEC_RESPONSE:
         if key not in ("id", "user_id", "created_at", "updated_at"):
             assert body[key] == SPEC_RESPONSE[key], key
@@ -97,7 +103,7 @@ def test_minimal_model_prints_every_field(web: Registry, unique_id: str):
     assert body["access_grants"] == [] and body["is_active"] is True
     assert body["params"] == {} and body["meta"] == {"profile_image_url": "/static/favicon.png"}
     assert body["base_model_id"] is None  # the key is always there, null when unset
-    assert list(body) == list(SPEC_RESPONSE)
+    assert list(body) == [*SPEC_RESPONSE, "version_id"]
 
 
 def test_nested_created_at_keys_are_left_alone(web: Registry, unique_id: str):
@@ -377,4 +383,4 @@ def test_base_model_id_null_survives_escaped_ids(web: Registry):
     model_id = 'a"b\\c<\u00e9>'
     body = post(web, minimal(model_id), key=key).json()
     assert (body["id"], body["user_id"], body["base_model_id"]) == (model_id, user, None)
-    assert list(body) == list(SPEC_RESPONSE)
+    assert list(body) == [*SPEC_RESPONSE, "version_id"]

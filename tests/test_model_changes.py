@@ -125,6 +125,7 @@ def test_update_replaces_the_fields_and_keeps_what_it_must(web: Web, face: str):
         "params": {"max_tokens": 100},
         "meta": {"description": "new", "profile_image_url": "https://example.com/a.png"},
         "updated_at": reply.updated_at,
+        "version_id": reply.version_id,
     }
     assert reply == ok(face, after)  # is_active absent: still false; grants as they were
     assert after["updated_at"] >= before["updated_at"]
@@ -184,6 +185,7 @@ def test_an_editor_payload_with_nulls_updates(web: Web, prefix: str):
         "meta": {"profile_image_url": FAVICON, "description": None, "tags": []},
         "params": {"temperature": None},
         "updated_at": response.json()["updated_at"],
+        "version_id": response.json()["version_id"],
     }
     assert stored_grants(web.url, before["id"]) == []  # grants are not UpdateModel's
 
@@ -308,8 +310,10 @@ def test_update_mask_changes_only_the_named_fields(web: Web, mask: list[str]):
         expected[field] = MASKED[field]
     if "meta" in mask:
         expected["meta"] = {**MASKED["meta"], "profile_image_url": FAVICON}
-    assert reply == {**expected, "updated_at": reply["updated_at"]}
-    assert web.full(before["id"]) == {**expected, "updated_at": reply["updated_at"]}
+    written = {"updated_at": reply["updated_at"], "version_id": reply["version_id"]}
+    assert reply["version_id"] != before["version_id"]
+    assert reply == {**expected, **written}
+    assert web.full(before["id"]) == {**expected, **written}
 
 
 def test_update_mask_fields_left_out_of_the_model_are_cleared_or_required(web: Web):
@@ -358,10 +362,16 @@ def test_toggle_flips_is_active_both_ways(web: Web, face: str):
     before = web.full(before["id"])
     editor = web.callers["editor"].on(face)
     off = editor.toggle(before["id"])
-    assert off == ok(face, {**before, "is_active": False, "updated_at": off.updated_at})
+    assert off == ok(
+        face,
+        {**before, "is_active": False, "updated_at": off.updated_at, "version_id": off.version_id},
+    )
     assert stored_row(web, before["id"])["is_active"] is False
     on = editor.toggle(before["id"])
-    assert on == ok(face, {**before, "is_active": True, "updated_at": on.updated_at})
+    assert on == ok(
+        face,
+        {**before, "is_active": True, "updated_at": on.updated_at, "version_id": on.version_id},
+    )
     assert before["updated_at"] <= off.body["updated_at"] <= on.body["updated_at"]
     assert stored_row(web, before["id"])["is_active"] is True
 
@@ -389,7 +399,15 @@ def test_access_update_replaces_the_grants_in_either_spelling(web: Web, face: st
         {"access_type": "user", "access_id": "*", "permission": "read"},
     ]
     reply = web.callers["editor"].on(face).update_access(before["id"], sent, name="ignored")
-    assert reply == ok(face, {**before, "access_grants": grants, "updated_at": reply.updated_at})
+    assert reply == ok(
+        face,
+        {
+            **before,
+            "access_grants": grants,
+            "updated_at": reply.updated_at,
+            "version_id": reply.version_id,
+        },
+    )
     assert stored_grants(web.url, before["id"]) == grants
     assert viewer.get(before["id"]) == ok(face, seen_by_reader(web.full(before["id"])))
 
@@ -538,7 +556,15 @@ def test_an_id_with_url_characters_works_on_every_path(web: Web, model_id: str, 
     admin = web.admin.on(prefix)
     assert admin.get(model_id) == ok(prefix, before)
     toggled = admin.toggle(model_id)
-    assert toggled == ok(prefix, {**before, "is_active": False, "updated_at": toggled.updated_at})
+    assert toggled == ok(
+        prefix,
+        {
+            **before,
+            "is_active": False,
+            "updated_at": toggled.updated_at,
+            "version_id": toggled.version_id,
+        },
+    )
     changed = admin.update({"id": model_id, "name": "Odder", "params": {}, "meta": {}})
     assert changed.body["id"] == model_id and changed.body["name"] == "Odder"
     grants = [{"access_type": "user", "access_id": "viewer", "permission": "read"}]

@@ -51,12 +51,13 @@ def test_node_client_creates_a_model_then_sees_already_exists(
     created = answers["first"]["created"]
     [row] = query(
         registry.database_url,
-        "SELECT name, created_at, updated_at FROM models WHERE id = :id",
+        "SELECT name, created_at, updated_at, version_id FROM models WHERE id = :id",
         id=unique_id,
     )
     # int64 fields arrive as decimal strings (proto-loader's longs: String).
     assert created.pop("created_at") == str(row.created_at)
     assert created.pop("updated_at") == str(row.updated_at)
+    assert created.pop("version_id") == row.version_id
     assert created == {
         "id": unique_id,
         "user_id": "admin",

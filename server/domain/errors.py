@@ -74,3 +74,15 @@ class GroupIdTaken(DomainError):
 class UserNotFound(DomainError):
     reason = "USER_NOT_FOUND"
     message = "User not found"
+
+
+class VersionNotFound(DomainError):
+    reason = "MODEL_VERSION_NOT_FOUND"
+    message = "Model version not found"
+
+
+class CurrentVersion(DomainError):
+    """The model's current version cannot be deleted: restore another first."""
+
+    reason = "CURRENT_VERSION"
+    message = "Cannot delete the current version"

@@ -60,6 +60,34 @@ class Model:
     commit_message: str | None = None
     # Whether the caller may change it: set when a model is read for a caller.
     write_access: bool | None = None
+    # The version this state is (versions.py); every write makes a new one.
+    version_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a version keeps of a model: everything a restore brings back."""
+
+    name: str
+    base_model_id: str | None
+    params: JsonObject
+    meta: JsonObject
+    is_active: bool
+    access_grants: list[AccessGrant]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One recorded state of a model. Immutable once written."""
+
+    id: str
+    model_id: str
+    parent_id: str | None  # the version it was made from; None for the first
+    number: int  # 1 for the model's first version, then one more for each
+    user_id: str  # who wrote it
+    commit_message: str | None
+    created_at: int
+    snapshot: Snapshot | None  # None where only the history is read
 
 
 ROLE_ADMIN = "admin"

@@ -12,17 +12,20 @@ from typing import TypeVar
 
 from .access import FULL_ACCESS, access_to, as_seen_by, grant_principals
 from .errors import (
+    CurrentVersion,
     FieldViolation,
     InvalidArgument,
     ModelIdTaken,
     ModelNotFound,
     PermissionDenied,
     ServiceUnavailable,
+    VersionNotFound,
 )
 from .listing import ListQuery, ModelPage, Visibility
-from .models import ROLE_ADMIN, GrantDraft, Model, ModelDraft, Principal
+from .models import ROLE_ADMIN, GrantDraft, Model, ModelDraft, ModelVersion, Principal
 from .stores import DuplicateKey, ModelChange, ModelStore, StorageUnavailable
-from .validation import build_model, check_grants
+from .validation import build_model, check_commit_message, check_grants
+from .versions import VersionPage, VersionQuery, new_version_id, restored
 
 # What UpdateModel may change; update_mask names a subset of these.
 UPDATABLE_FIELDS = ("name", "base_model_id", "params", "meta", "is_active")
@@ -39,6 +42,7 @@ class ModelRegistry:
         if not caller.may_create_models:
             raise PermissionDenied()
         model = build_model(draft, user_id=caller.user_id, now=self._now())
+        model = replace(model, version_id=new_version_id())
         try:
             await self._store.insert(model)  # the primary key decides uniqueness
         except DuplicateKey as error:
@@ -123,6 +127,7 @@ class ModelRegistry:
                 access_grants=current.access_grants,
                 created_at=current.created_at,
                 updated_at=max(now, current.updated_at),
+                version_id=new_version_id(),
             )
 
         return await self._modify(caller, draft.id, change)
@@ -137,6 +142,7 @@ class ModelRegistry:
                 is_active=not current.is_active,
                 updated_at=max(now, current.updated_at),
                 commit_message=None,
+                version_id=new_version_id(),
             )
 
         return await self._modify(caller, model_id, change)
@@ -154,6 +160,7 @@ class ModelRegistry:
                 access_grants=checked,
                 updated_at=max(now, current.updated_at),
                 commit_message=None,
+                version_id=new_version_id(),
             )
 
         return await self._modify(caller, model_id, change)
@@ -164,6 +171,56 @@ class ModelRegistry:
             return None  # gone, with its grants
 
         await self._change(caller, model_id, change)
+
+    async def list_versions(self, caller: Principal, query: VersionQuery) -> VersionPage:
+        """A page of the model's history, for those who may change it."""
+        try:
+            model, groups, page = await self._store.versions(query, caller.user_id)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        _writable(caller, model, groups)
+        return page
+
+    async def get_version(self, caller: Principal, model_id: str, version_id: str) -> ModelVersion:
+        try:
+            model, groups, version = await self._store.version(model_id, version_id, caller.user_id)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        return _version_of(caller, model, version, groups)
+
+    async def restore_version(
+        self, caller: Principal, model_id: str, version_id: str, commit_message: str | None
+    ) -> Model:
+        """The model made what one of its versions was, as a new version."""
+        check_commit_message(commit_message)
+        now = self._now()
+
+        def change(
+            current: Model | None, version: ModelVersion | None, groups: frozenset[str]
+        ) -> Model:
+            version = _version_of(caller, current, version, groups)
+            assert current is not None
+            return restored(current, version, now=now, commit_message=commit_message)
+
+        try:
+            model = await self._store.restore(model_id, version_id, caller.user_id, change)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+        return as_seen_by(model, FULL_ACCESS)
+
+    async def delete_version(self, caller: Principal, model_id: str, version_id: str) -> None:
+        def check(
+            current: Model | None, version: ModelVersion | None, groups: frozenset[str]
+        ) -> None:
+            version = _version_of(caller, current, version, groups)
+            assert current is not None
+            if version.id == current.version_id:
+                raise CurrentVersion()
+
+        try:
+            await self._store.delete_version(model_id, version_id, caller.user_id, check)
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
 
     async def _modify(
         self,
@@ -200,3 +257,18 @@ def _writable(caller: Principal, current: Model | None, groups: frozenset[str]) 
     if not access.write:
         raise PermissionDenied()
     return current
+
+
+def _version_of(
+    caller: Principal,
+    model: Model | None,
+    version: ModelVersion | None,
+    groups: frozenset[str],
+) -> ModelVersion:
+    """`version`, if the caller may see the model's history (which holds its
+    params: write access); a version of a model they may not see is the
+    model's NOT_FOUND."""
+    _writable(caller, model, groups)
+    if version is None:
+        raise VersionNotFound()
+    return version

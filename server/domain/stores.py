@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .listing import ListQuery, ModelPage, Visibility
-from .models import ActiveKey, ApiKey, Group, Model, User
+from .models import ActiveKey, ApiKey, Group, Model, ModelVersion, User
+from .versions import VersionPage, VersionQuery
 
 
 class DuplicateKey(Exception):
@@ -37,7 +38,36 @@ class ModelStore(Protocol):
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         """Apply `change` to the model in one transaction (no other write to
-        it in between) and return what it became."""
+        it in between) and return what it became. A model with a new
+        version_id gets that version (written by `user_id`) in the same
+        transaction, its parent the version it was."""
+        ...
+
+    async def versions(
+        self, query: VersionQuery, user_id: str
+    ) -> tuple[Model | None, frozenset[str], VersionPage]:
+        """The model, the groups of `user_id` and a page of the model's
+        versions (without snapshots), newest first."""
+        ...
+
+    async def version(
+        self, model_id: str, version_id: str, user_id: str
+    ) -> tuple[Model | None, frozenset[str], ModelVersion | None]:
+        """The model, the groups of `user_id` and that version of the model."""
+        ...
+
+    async def restore(
+        self, model_id: str, version_id: str, user_id: str, change: VersionChange
+    ) -> Model:
+        """As modify, with the version (of this model, or None) given to `change`."""
+        ...
+
+    async def delete_version(
+        self, model_id: str, version_id: str, user_id: str, check: VersionCheck
+    ) -> None:
+        """Delete the version if `check` (given the model, the version and the
+        caller's groups, in the transaction) does not raise; versions whose
+        parent it was get its parent."""
         ...
 
 
@@ -75,6 +105,9 @@ class ApiKeyStore(KeyLookup, Protocol):
 # caller's groups; None deletes it. It may raise the domain's errors, which
 # leave the model as it was.
 ModelChange = Callable[[Model | None, frozenset[str]], Model | None]
+# The same, for a change made from one of the model's versions.
+VersionChange = Callable[[Model | None, ModelVersion | None, frozenset[str]], Model]
+VersionCheck = Callable[[Model | None, ModelVersion | None, frozenset[str]], None]
 
 
 class GroupStore(Protocol):

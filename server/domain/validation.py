@@ -186,6 +186,14 @@ def _one_spelling(draft: GrantDraft, where: str, out: list[FieldViolation]) -> A
     )
 
 
+def check_commit_message(message: str | None) -> None:
+    """InvalidArgument if `message` breaks the commit_message rule."""
+    violations: list[FieldViolation] = []
+    _check_commit_message(message, violations)
+    if violations:
+        raise InvalidArgument(violations)
+
+
 def _check_commit_message(message: str | None, out: list[FieldViolation]) -> None:
     if message is None:
         return

@@ -446,24 +446,31 @@ local function collect_edits(config, name, node, edits)
 end
 
 -- The reply body as the API writes it (or the body unchanged if it is not
--- a `name` message).
-function M.finish_reply(config, name, text)
+-- a `name` message). With `unwrap`, only that field of it: an array, empty
+-- when the transcoder left the field out.
+function M.finish_reply(config, name, text, unwrap)
   local node = M.parse(text, 1000)
   if node == nil or node.t ~= "object" then return text end
   local edits = {}
   collect_edits(config, name, node, edits)
-  if #edits == 0 then return text end
-  for index, edit in ipairs(edits) do edit[4] = index end
-  -- by position; edits at one position in the order they were made
-  table.sort(edits, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[4] < b[4]) end)
-  local parts, at = {}, 1
-  for _, edit in ipairs(edits) do
-    parts[#parts + 1] = sub(text, at, edit[1] - 1)
-    parts[#parts + 1] = edit[3]
-    at = edit[2] + 1
+  if #edits > 0 then
+    for index, edit in ipairs(edits) do edit[4] = index end
+    -- by position; edits at one position in the order they were made
+    table.sort(edits, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[4] < b[4]) end)
+    local parts, at = {}, 1
+    for _, edit in ipairs(edits) do
+      parts[#parts + 1] = sub(text, at, edit[1] - 1)
+      parts[#parts + 1] = edit[3]
+      at = edit[2] + 1
+    end
+    parts[#parts + 1] = sub(text, at)
+    text = concat(parts)
   end
-  parts[#parts + 1] = sub(text, at)
-  return concat(parts)
+  if unwrap == nil then return text end
+  if #edits > 0 then node = M.parse(text, 1000) end
+  local field = node.map[unwrap]
+  if field == nil then return "[]" end
+  return sub(text, field.s, field.e)
 end
 
 -- The HTTP status and {"detail": ...} body for a google.rpc.Status JSON body;
@@ -507,6 +514,9 @@ function M.on_request(config, handle)
   local route = route_of(config, headers:get(":method") or "", headers:get(":path") or "")
   if route == nil then return end
   handle:streamInfo():dynamicMetadata():set(META, "reply", route.reply)
+  if route.unwrap ~= nil then
+    handle:streamInfo():dynamicMetadata():set(META, "unwrap", route.unwrap)
+  end
   local query = (headers:get(":path") or ""):match("%?(.*)$")
   if query ~= nil and query ~= "" then
     local detail = M.check_query(config, route.request, query)
@@ -536,9 +546,9 @@ function M.on_response(config, handle)
     local grpc_error = (headers:get("content-type") or ""):find("^application/json") and
       find(text, '^{"code":')
     if status == "200" then
-      local reply = (handle:streamInfo():dynamicMetadata():get(META) or {}).reply
-      if reply ~= nil then
-        local finished = M.finish_reply(config, reply, text)
+      local meta = handle:streamInfo():dynamicMetadata():get(META) or {}
+      if meta.reply ~= nil then
+        local finished = M.finish_reply(config, meta.reply, text, meta.unwrap)
         if finished ~= text then body:setBytes(finished) end
       end
     elseif grpc_error then

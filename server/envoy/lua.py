@@ -82,6 +82,13 @@ _SCALARS = {
     FieldDescriptor.TYPE_SFIXED32: "int32",
 }
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+# Replies that the HTTP API writes as a bare JSON array: the one repeated
+# field of the reply message (the transcoder cannot: its response_body takes
+# only HttpBody fields). Open WebUI's history and export are arrays.
+BARE_ARRAY_REPLIES = {
+    "modelregistry.v1.ListModelVersionsResponse": "versions",
+    "modelregistry.v1.ExportModelsResponse": "models",
+}
 
 
 @cache
@@ -108,6 +115,8 @@ def lua_config(service: ServiceDescriptor) -> dict[str, Any]:
                 "request": method.input_type.full_name,
                 "reply": reply.full_name,
             }
+            if reply.full_name in BARE_ARRAY_REPLIES:
+                route["unwrap"] = BARE_ARRAY_REPLIES[reply.full_name]
             if body is not None:
                 _add_message(body, messages)
                 route["body"] = body.full_name

@@ -32,10 +32,19 @@ from sqlalchemy import (
 )
 
 from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_of
-from ..domain.models import AccessGrant, Model
-from ..domain.stores import ModelChange
+from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
+from ..domain.stores import ModelChange, VersionChange, VersionCheck
+from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .database import READ_ONLY, WRITE_FIRST, translate_errors
-from .tables import NAME_KEY, group_members, model_counts, model_grants, model_words, models
+from .tables import (
+    NAME_KEY,
+    group_members,
+    model_counts,
+    model_grants,
+    model_versions,
+    model_words,
+    models,
+)
 from .writer import BatchWriter
 
 T = TypeVar("T")
@@ -76,15 +85,70 @@ class ModelRepository:
         return await self._run(read)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
-        def write() -> Model | None:
+        def write(connection: Connection, current: Model | None) -> Model | None:
+            return change(current, _groups_of(connection, user_id))
+
+        return await self._write(model_id, user_id, write)
+
+    async def restore(
+        self, model_id: str, version_id: str, user_id: str, change: VersionChange
+    ) -> Model:
+        def write(connection: Connection, current: Model | None) -> Model:
+            version = _load_version(connection, model_id, version_id) if current else None
+            return change(current, version, _groups_of(connection, user_id))
+
+        return await self._write(model_id, user_id, write)
+
+    async def delete_version(
+        self, model_id: str, version_id: str, user_id: str, check: VersionCheck
+    ) -> None:
+        def write(connection: Connection, current: Model | None) -> Model | None:
+            version = _load_version(connection, model_id, version_id) if current else None
+            check(current, version, _groups_of(connection, user_id))
+            assert version is not None
+            _delete_versions(connection, model_id, [version])
+            return current  # unchanged
+
+        await self._write(model_id, user_id, write)
+
+    async def versions(
+        self, query: VersionQuery, user_id: str
+    ) -> tuple[Model | None, frozenset[str], VersionPage]:
+        def read() -> tuple[Model | None, frozenset[str], VersionPage]:
+            with translate_errors(), self._engine.connect() as connection:
+                model = _load(connection, query.model_id)
+                page = _version_page(connection, query) if model else VersionPage([], None)
+                return model, _groups_of(connection, user_id), page
+
+        return await self._run(read)
+
+    async def version(
+        self, model_id: str, version_id: str, user_id: str
+    ) -> tuple[Model | None, frozenset[str], ModelVersion | None]:
+        def read() -> tuple[Model | None, frozenset[str], ModelVersion | None]:
+            with translate_errors(), self._engine.connect() as connection:
+                model = _load(connection, model_id)
+                version = _load_version(connection, model_id, version_id) if model else None
+                return model, _groups_of(connection, user_id), version
+
+        return await self._run(read)
+
+    async def _write(
+        self, model_id: str, user_id: str, work: Callable[[Connection, Model | None], T]
+    ) -> T:
+        """`work` on the model, locked, in one transaction; what it returns
+        (a Model) is stored, with its new version if it has one."""
+
+        def write() -> T:
             with (
                 translate_errors(),
                 self._engine.connect().execution_options(**{WRITE_FIRST: True}) as connection,
                 connection.begin(),
             ):
                 current = _load(connection, model_id, for_update=True)
-                changed = change(current, _groups_of(connection, user_id))
-                _store_change(connection, current, changed)
+                changed = work(connection, current)
+                assert changed is None or isinstance(changed, Model)
+                _store_change(connection, current, changed, user_id)
                 return changed
 
         return await self._run(write)
@@ -122,6 +186,7 @@ def _model_values(model: Model) -> dict[str, Any]:
         "created_at": model.created_at,
         "updated_at": model.updated_at,
         "commit_message": model.commit_message,
+        "version_id": model.version_id,
     }
 
 
@@ -145,9 +210,42 @@ def _word_rows(model: Model) -> list[dict[str, str]]:
     ]
 
 
+def _version_row(version: ModelVersion) -> dict[str, Any]:
+    assert version.snapshot is not None
+    snapshot = version.snapshot
+    return {
+        "id": version.id,
+        "model_id": version.model_id,
+        "number": version.number,
+        "parent_id": version.parent_id,
+        "user_id": version.user_id,
+        "commit_message": version.commit_message,
+        "created_at": version.created_at,
+        "snapshot": {
+            "name": snapshot.name,
+            "base_model_id": snapshot.base_model_id,
+            "params": snapshot.params,
+            "meta": snapshot.meta,
+            "is_active": snapshot.is_active,
+            "access_grants": [
+                {
+                    "access_type": grant.access_type,
+                    "access_id": grant.access_id,
+                    "permission": grant.permission,
+                }
+                for grant in snapshot.access_grants
+            ],
+        },
+    }
+
+
 def _insert_models(connection: Connection, batch: list[Model]) -> None:
-    """New models, whole: rows, grants and words (the counts: _count_new)."""
+    """New models, whole: rows, first versions, grants and words (the
+    counts: _count_new)."""
     connection.execute(insert(models), [_model_values(model) for model in batch])
+    connection.execute(
+        insert(model_versions), [_version_row(first_version(model)) for model in batch]
+    )
     grants = [row for model in batch for row in _grant_rows(model)]
     if grants:
         connection.execute(insert(model_grants), grants)
@@ -160,8 +258,10 @@ def _count_new(connection: Connection, stored: list[Model]) -> None:
     _count(connection, Counter(model.is_active for model in stored))
 
 
-def _store_change(connection: Connection, before: Model | None, after: Model | None) -> None:
-    if before is None:
+def _store_change(
+    connection: Connection, before: Model | None, after: Model | None, user_id: str
+) -> None:
+    if before is None or after is before:
         return  # `change` refused (it raises) or had nothing to do
     if after is None:
         connection.execute(delete(models).where(models.c.id == before.id))  # grants, words cascade
@@ -179,6 +279,31 @@ def _store_change(connection: Connection, before: Model | None, after: Model | N
         connection.execute(insert(model_words), _word_rows(after))
     if after.is_active != before.is_active:
         _count(connection, Counter({before.is_active: -1, after.is_active: 1}))
+    if after.version_id != before.version_id:
+        number: int | None = connection.execute(_LAST_NUMBER, {"model_id": before.id}).scalar()
+        version = version_of(
+            after, parent_id=before.version_id or None, number=(number or 0) + 1, user_id=user_id
+        )
+        connection.execute(insert(model_versions), _version_row(version))
+
+
+def _delete_versions(connection: Connection, model_id: str, gone: Sequence[ModelVersion]) -> None:
+    """Delete versions of one model; each child of one gets its parent (the
+    nearest version kept before it)."""
+    parents = {version.id: version.parent_id for version in gone}
+
+    def kept_parent(version_id: str | None) -> str | None:
+        while version_id in parents:
+            version_id = parents[version_id]
+        return version_id
+
+    connection.execute(delete(model_versions).where(model_versions.c.id.in_(list(parents))))
+    for version_id in parents:
+        connection.execute(
+            update(model_versions)
+            .where(model_versions.c.model_id == model_id, model_versions.c.parent_id == version_id)
+            .values(parent_id=kept_parent(version_id))
+        )
 
 
 def _count(connection: Connection, changes: Counter[bool]) -> None:
@@ -212,6 +337,13 @@ _MODEL_WITH_GRANTS = (
 # PostgreSQL locks the model's row; SQLite holds its write lock already.
 _MODEL_WITH_GRANTS_FOR_UPDATE = _MODEL_WITH_GRANTS.with_for_update(of=models)
 _GROUPS_OF = select(group_members.c.group_id).where(group_members.c.user_id == bindparam("user_id"))
+_LAST_NUMBER = select(func.max(model_versions.c.number)).where(
+    model_versions.c.model_id == bindparam("model_id")
+)
+_VERSION = select(model_versions).where(
+    model_versions.c.id == bindparam("version_id"),
+    model_versions.c.model_id == bindparam("model_id"),
+)
 
 
 def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
@@ -257,7 +389,59 @@ def _model(row: Row[Any], grants: list[AccessGrant]) -> Model:
         is_active=bool(row.is_active),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version_id=row.version_id or "",
     )
+
+
+def _load_version(connection: Connection, model_id: str, version_id: str) -> ModelVersion | None:
+    row = connection.execute(_VERSION, {"model_id": model_id, "version_id": version_id}).first()
+    return None if row is None else _version(row, with_snapshot=True)
+
+
+def _version(row: Row[Any], *, with_snapshot: bool) -> ModelVersion:
+    snapshot = None
+    if with_snapshot:
+        stored = row.snapshot
+        snapshot = Snapshot(
+            name=stored["name"],
+            base_model_id=stored["base_model_id"],
+            params=stored["params"],
+            meta=stored["meta"],
+            is_active=stored["is_active"],
+            access_grants=[
+                AccessGrant(grant["access_type"], grant["access_id"], grant["permission"])
+                for grant in stored["access_grants"]
+            ],
+        )
+    return ModelVersion(
+        id=row.id,
+        model_id=row.model_id,
+        parent_id=row.parent_id,
+        number=row.number,
+        user_id=row.user_id,
+        commit_message=row.commit_message,
+        created_at=row.created_at,
+        snapshot=snapshot,
+    )
+
+
+_HISTORY_COLUMNS = [c for c in model_versions.c if c.name != "snapshot"]
+
+
+def _version_page(connection: Connection, query: VersionQuery) -> VersionPage:
+    page = select(*_HISTORY_COLUMNS).where(model_versions.c.model_id == query.model_id)
+    if query.before is not None:
+        page = page.where(model_versions.c.number < query.before)
+    page = (
+        page.order_by(model_versions.c.number.desc())
+        .offset(query.offset)
+        .limit(query.page_size + 1)  # one more: is there a next page?
+    )
+    rows = connection.execute(page).all()
+    more = len(rows) > query.page_size
+    rows = rows[: query.page_size]
+    versions = [_version(row, with_snapshot=False) for row in rows]
+    return VersionPage(versions, versions[-1].number if more and versions else None)
 
 
 def _page(connection: Connection, query: ListQuery, visibility: Visibility) -> ModelPage:

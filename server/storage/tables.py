@@ -3,7 +3,8 @@
 A model's access grants are rows of model_grants, in the order sent, so that
 "the models shared with me" is an index lookup by grantee. model_words is the
 text search's inverted index (each word of a model's id, name and
-base_model_id, as domain/listing.py splits text), and model_counts keeps how
+base_model_id, as domain/listing.py splits text), model_versions every
+state each model has been in, and model_counts keeps how
 many models are active and inactive, so totals over every model cost no scan.
 Text that is sorted or searched by range is compared as bytes (collation "C"
 on PostgreSQL, SQLite's default), so both databases order alike."""
@@ -79,6 +80,9 @@ models = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("commit_message", Text, nullable=True),
+    # The model_versions row this state is (null only in rows older than
+    # versions, until migration 0004 gave each its first version).
+    Column("version_id", String(36), nullable=True),
     # The orders ListModels pages by (keyset: sort value, then id); names by
     # NAME_KEY (below).
     Index("ix_models_created_at_id", "created_at", "id"),
@@ -112,6 +116,25 @@ model_words = Table(
         "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     ),
     Index("ix_model_words_model_id", "model_id"),  # to replace a model's words
+)
+
+# Every state a model has been in, newest with the highest number. A version
+# is written in the transaction that writes the model, and never changed;
+# deleting the model deletes its versions.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("number", BigInteger, nullable=False),  # 1, 2, ... per model
+    Column("parent_id", String(36), nullable=True),
+    Column("user_id", String(256), nullable=False),  # who wrote it
+    Column("commit_message", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    # name, base_model_id, params, meta, is_active, access_grants
+    Column("snapshot", JSON, nullable=False),
+    # History newest first, and the next number: a range of this key.
+    Index("ix_model_versions_model_id_number", "model_id", "number", unique=True),
 )
 
 model_counts = Table(

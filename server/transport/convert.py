@@ -11,7 +11,17 @@ from modelregistry.v1 import group_service_pb2 as group_pb
 from modelregistry.v1 import model_service_pb2 as pb
 
 from ..domain.listing import ListQuery, ModelPage, list_query, next_page_token
-from ..domain.models import GrantDraft, Group, JsonObject, Model, ModelDraft
+from ..domain.models import (
+    AccessGrant,
+    GrantDraft,
+    Group,
+    JsonObject,
+    Model,
+    ModelDraft,
+    ModelVersion,
+)
+from ..domain.versions import VersionPage, VersionQuery, version_query
+from ..domain.versions import next_page_token as next_version_page_token
 
 _MAX_EXACT_INTEGER = 2**53  # beyond this a double no longer holds every integer
 
@@ -68,20 +78,66 @@ def update_fields(request: pb.UpdateModelRequest) -> list[str] | None:
     return None
 
 
+def version_query_from_proto(request: pb.ListModelVersionsRequest) -> VersionQuery:
+    return version_query(
+        model_id=request.id,
+        page_size=request.page_size,
+        page_token=request.page_token,
+        page=request.page,
+    )
+
+
+def version_page_to_proto(query: VersionQuery, page: VersionPage) -> pb.ListModelVersionsResponse:
+    return pb.ListModelVersionsResponse(
+        versions=[version_to_proto(version) for version in page.versions],
+        next_page_token="" if page.last is None else next_version_page_token(query, page.last),
+    )
+
+
+def version_to_proto(version: ModelVersion) -> pb.ModelVersion:
+    message = pb.ModelVersion(
+        id=version.id,
+        model_id=version.model_id,
+        user_id=version.user_id,
+        created_at=version.created_at,
+        user=pb.VersionAuthor(name=version.user_id),
+        number=version.number,
+    )
+    if version.parent_id is not None:
+        message.parent_id = version.parent_id
+    if version.commit_message is not None:
+        message.commit_message = version.commit_message
+    snapshot = version.snapshot
+    if snapshot is not None:
+        message.snapshot.name = snapshot.name
+        if snapshot.base_model_id is not None:
+            message.snapshot.base_model_id = snapshot.base_model_id
+        message.snapshot.params.SetInParent()
+        message.snapshot.params.update(snapshot.params)
+        message.snapshot.meta.SetInParent()
+        message.snapshot.meta.update(snapshot.meta)
+        message.snapshot.is_active = snapshot.is_active
+        message.snapshot.access_grants.extend(_grants_to_proto(snapshot.access_grants))
+    return message
+
+
+def _grants_to_proto(grants: Iterable[AccessGrant]) -> list[pb.AccessGrant]:
+    return [
+        pb.AccessGrant(access_type=g.access_type, access_id=g.access_id, permission=g.permission)
+        for g in grants
+    ]
+
+
 def model_to_proto(model: Model) -> pb.Model:
     message = pb.Model(
         id=model.id,
         user_id=model.user_id,
         name=model.name,
-        access_grants=[
-            pb.AccessGrant(
-                access_type=g.access_type, access_id=g.access_id, permission=g.permission
-            )
-            for g in model.access_grants
-        ],
+        access_grants=_grants_to_proto(model.access_grants),
         is_active=model.is_active,
         created_at=model.created_at,
         updated_at=model.updated_at,
+        version_id=model.version_id,
     )
     if model.base_model_id is not None:
         message.base_model_id = model.base_model_id

@@ -18,6 +18,9 @@ from .convert import (
     model_to_proto,
     page_to_proto,
     update_fields,
+    version_page_to_proto,
+    version_query_from_proto,
+    version_to_proto,
 )
 from .interceptor import current_caller
 
@@ -64,3 +67,41 @@ class ModelService(pb_grpc.ModelServiceServicer):
     ) -> wrappers_pb2.BoolValue:
         await self._registry.delete_model(current_caller(), request.id)
         return wrappers_pb2.BoolValue(value=True)
+
+    async def ListModelVersions(
+        self, request: pb.ListModelVersionsRequest, context: Context
+    ) -> pb.ListModelVersionsResponse:
+        query = version_query_from_proto(request)
+        page = await self._registry.list_versions(current_caller(), query)
+        return version_page_to_proto(query, page)
+
+    async def GetModelVersion(
+        self, request: pb.GetModelVersionRequest, context: Context
+    ) -> pb.ModelVersion:
+        version = await self._registry.get_version(current_caller(), request.id, request.version_id)
+        return version_to_proto(version)
+
+    async def RestoreModelVersion(
+        self, request: pb.RestoreModelVersionRequest, context: Context
+    ) -> pb.Model:
+        commit_message = request.commit_message if request.HasField("commit_message") else None
+        model = await self._registry.restore_version(
+            current_caller(), request.id, request.version_id, commit_message
+        )
+        return model_to_proto(model)
+
+    async def DeleteModelVersion(
+        self, request: pb.DeleteModelVersionRequest, context: Context
+    ) -> wrappers_pb2.BoolValue:
+        await self._registry.delete_version(current_caller(), request.id, request.version_id)
+        return wrappers_pb2.BoolValue(value=True)
+
+    async def ExportModels(
+        self, request: pb.ExportModelsRequest, context: Context
+    ) -> pb.ExportModelsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportModels is not served yet")
+
+    async def ImportModels(
+        self, request: pb.ImportModelsRequest, context: Context
+    ) -> pb.ImportModelsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ImportModels is not served yet")

@@ -24,6 +24,8 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.GroupNotFound: grpc.StatusCode.NOT_FOUND,
     errors.GroupIdTaken: grpc.StatusCode.ALREADY_EXISTS,
     errors.UserNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.VersionNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.CurrentVersion: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -175,6 +175,25 @@ def test_reply_null_goes_first_when_nothing_precedes_it(lua: Lua):
     assert lua.finish("{}") == '{"base_model_id":null,"is_active":null}'
 
 
+HISTORY = "modelregistry.v1.ListModelVersionsResponse"
+
+
+def test_unwrapped_reply_is_the_array_with_its_edits(lua: Lua):
+    body = (
+        '{"versions":[{"id":"v2","parent_id":"v1","created_at":"7"},{"id":"v1","created_at":"5"}],'
+        '"next_page_token":"abc"}'
+    )
+    finished = lua.M.finish_reply(lua.CONFIG, HISTORY, body, "versions")
+    assert json.loads(finished) == [
+        {"id": "v2", "parent_id": "v1", "created_at": 7, "commit_message": None},
+        {"id": "v1", "created_at": 5, "parent_id": None, "commit_message": None},
+    ]
+
+
+def test_unwrapped_reply_without_the_field_is_an_empty_array(lua: Lua):
+    assert lua.M.finish_reply(lua.CONFIG, HISTORY, '{"next_page_token":""}', "versions") == "[]"
+
+
 def test_reply_that_is_not_json_is_left_alone(lua: Lua):
     assert lua.finish("not json") == "not json"
 
@@ -315,6 +334,9 @@ def test_config_routes_come_from_the_http_bindings():
         "body": MODEL,
     }
     assert "POST /api/v1/models/create" in config["routes"]
+    assert config["routes"]["GET /api/v1/models/model/history"]["unwrap"] == "versions"
+    assert config["routes"]["GET /api/v1/models/export"]["unwrap"] == "models"
+    assert "unwrap" not in config["routes"]["GET /api/v1/models/list"]
     fields = config["messages"][MODEL]["fields"]
     assert fields["base_model_id"]["null_when_unset"] is True
     assert fields["commit_message"]["null_when_unset"] is False  # input only

@@ -275,6 +275,464 @@ class DeleteModelRequest(_message.Message):
 Global___DeleteModelRequest: _TypeAlias = DeleteModelRequest  # noqa: Y015
 
 @_typing.final
+class ListModelVersionsRequest(_message.Message):
+    """Request for ModelService.ListModelVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    page_size: _builtins.int
+    """Most versions in a page: 1 to 1000; 0 means 20."""
+    page_token: _builtins.str
+    """next_page_token of the previous page; empty for the first page."""
+    page: _builtins.int
+    """Open WebUI's paging: page N (from 1) of 20. Not with page_token."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        page: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "page", b"page", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelVersionsRequest: _TypeAlias = ListModelVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListModelVersionsResponse(_message.Message):
+    """A page of ModelService.ListModelVersions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersion]:
+        """The versions of this page, newest first, without their snapshots."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___ModelVersion] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelVersionsResponse: _TypeAlias = ListModelVersionsResponse  # noqa: Y015
+
+@_typing.final
+class GetModelVersionRequest(_message.Message):
+    """Request for ModelService.GetModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model (over HTTP the `id` query parameter)."""
+    version_id: _builtins.str
+    """Id of the version."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "version_id", b"version_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetModelVersionRequest: _TypeAlias = GetModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class RestoreModelVersionRequest(_message.Message):
+    """Request for ModelService.RestoreModelVersion. Over HTTP, `id` is a query
+    parameter and the body is {"version_id": ...}.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_ID_FIELD_NUMBER: _builtins.int
+    COMMIT_MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model."""
+    version_id: _builtins.str
+    """Id of the version to restore."""
+    commit_message: _builtins.str
+    """Why, kept with the new version; by default "Restored version N", N
+    the restored version's number.
+    """
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version_id: _builtins.str = ...,
+        commit_message: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message", "commit_message", b"commit_message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message", "commit_message", b"commit_message", "id", b"id", "version_id", b"version_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__commit_message: _TypeAlias = _typing.Literal["commit_message"]  # noqa: Y015
+    _WhichOneofArgType__commit_message: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__commit_message) -> _WhichOneofReturnType__commit_message | None: ...
+
+Global___RestoreModelVersionRequest: _TypeAlias = RestoreModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelVersionRequest(_message.Message):
+    """Request for ModelService.DeleteModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    VERSION_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the model (over HTTP the `id` query parameter)."""
+    version_id: _builtins.str
+    """Id of the version to delete."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        version_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "version_id", b"version_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelVersionRequest: _TypeAlias = DeleteModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class ModelVersion(_message.Message):
+    """One recorded state of a model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMMIT_MESSAGE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the version."""
+    model_id: _builtins.str
+    """Id of the model."""
+    parent_id: _builtins.str
+    """The version this one was made from; null for the first."""
+    user_id: _builtins.str
+    """Who made it."""
+    commit_message: _builtins.str
+    """Why, as the writer said; null when they did not."""
+    created_at: _builtins.int
+    """When, Unix seconds."""
+    number: _builtins.int
+    """1 for the model's first version, then one more for each."""
+    @_builtins.property
+    def user(self) -> Global___VersionAuthor:
+        """Who made it, for display (Open WebUI's shape): the user's id as name."""
+
+    @_builtins.property
+    def snapshot(self) -> Global___ModelSnapshot:
+        """The model as this version made it. Absent in ListModelVersions."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        model_id: _builtins.str = ...,
+        parent_id: _builtins.str | None = ...,
+        user_id: _builtins.str = ...,
+        commit_message: _builtins.str | None = ...,
+        created_at: _builtins.int = ...,
+        user: Global___VersionAuthor | None = ...,
+        snapshot: Global___ModelSnapshot | None = ...,
+        number: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message", "_parent_id", b"_parent_id", "commit_message", b"commit_message", "parent_id", b"parent_id", "snapshot", b"snapshot", "user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message", "_parent_id", b"_parent_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "model_id", b"model_id", "number", b"number", "parent_id", b"parent_id", "snapshot", b"snapshot", "user", b"user", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__commit_message: _TypeAlias = _typing.Literal["commit_message"]  # noqa: Y015
+    _WhichOneofArgType__commit_message: _TypeAlias = _typing.Literal["_commit_message", b"_commit_message"]  # noqa: Y015
+    _WhichOneofReturnType__parent_id: _TypeAlias = _typing.Literal["parent_id"]  # noqa: Y015
+    _WhichOneofArgType__parent_id: _TypeAlias = _typing.Literal["_parent_id", b"_parent_id"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__commit_message) -> _WhichOneofReturnType__commit_message | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__parent_id) -> _WhichOneofReturnType__parent_id | None: ...
+
+Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
+
+@_typing.final
+class VersionAuthor(_message.Message):
+    """The author of a version, as Open WebUI's front end shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The author's user id."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VersionAuthor: _TypeAlias = VersionAuthor  # noqa: Y015
+
+@_typing.final
+class ModelSnapshot(_message.Message):
+    """What a version holds of a model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    BASE_MODEL_ID_FIELD_NUMBER: _builtins.int
+    PARAMS_FIELD_NUMBER: _builtins.int
+    META_FIELD_NUMBER: _builtins.int
+    IS_ACTIVE_FIELD_NUMBER: _builtins.int
+    ACCESS_GRANTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The model's name."""
+    base_model_id: _builtins.str
+    """The wrapped model; null when none."""
+    is_active: _builtins.bool
+    """Whether the model was active."""
+    @_builtins.property
+    def params(self) -> _struct_pb2.Struct:
+        """The model's params."""
+
+    @_builtins.property
+    def meta(self) -> _struct_pb2.Struct:
+        """The model's meta."""
+
+    @_builtins.property
+    def access_grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessGrant]:
+        """The model's grants."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        base_model_id: _builtins.str | None = ...,
+        params: _struct_pb2.Struct | None = ...,
+        meta: _struct_pb2.Struct | None = ...,
+        is_active: _builtins.bool = ...,
+        access_grants: _abc.Iterable[Global___AccessGrant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "base_model_id", b"base_model_id", "meta", b"meta", "params", b"params"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__base_model_id: _TypeAlias = _typing.Literal["base_model_id"]  # noqa: Y015
+    _WhichOneofArgType__base_model_id: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__base_model_id) -> _WhichOneofReturnType__base_model_id | None: ...
+
+Global___ModelSnapshot: _TypeAlias = ModelSnapshot  # noqa: Y015
+
+@_typing.final
+class ExportModelsRequest(_message.Message):
+    """Request for ModelService.ExportModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these models; empty means every model the caller may read."""
+
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportModelsRequest: _TypeAlias = ExportModelsRequest  # noqa: Y015
+
+@_typing.final
+class ExportModelsResponse(_message.Message):
+    """The models of ModelService.ExportModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_VERSION_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    format_version: _builtins.int
+    """Version of the export format (now 1); ImportModels reads every one."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___Model]:
+        """The models, by id, as CreateModel returns them."""
+
+    def __init__(
+        self,
+        *,
+        format_version: _builtins.int = ...,
+        models: _abc.Iterable[Global___Model] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format_version", b"format_version", "models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportModelsResponse: _TypeAlias = ExportModelsResponse  # noqa: Y015
+
+@_typing.final
+class ImportModelsRequest(_message.Message):
+    """Request for ModelService.ImportModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    FORMAT_VERSION_FIELD_NUMBER: _builtins.int
+    ON_CONFLICT_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    format_version: _builtins.int
+    """The export format the records are in; 0 means the newest."""
+    on_conflict: _builtins.str
+    """What to do with a record whose id exists with other content: "update"
+    (the default: it becomes a new version), "skip" or "fail".
+    """
+    dry_run: _builtins.bool
+    """Judge every record and report what would happen, writing nothing."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
+        """The records: models as ExportModels or Open WebUI's export writes them
+        (Open WebUI's older `{"info": {...}}` records too). JSON values, so that
+        a bad record is reported on its own. At most 1000.
+        """
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[_struct_pb2.Value] | None = ...,
+        format_version: _builtins.int = ...,
+        on_conflict: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "format_version", b"format_version", "models", b"models", "on_conflict", b"on_conflict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportModelsRequest: _TypeAlias = ImportModelsRequest  # noqa: Y015
+
+@_typing.final
+class ImportModelsResponse(_message.Message):
+    """What ModelService.ImportModels did (or, on a dry run, would do)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATED_FIELD_NUMBER: _builtins.int
+    UPDATED_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Records that made a new model."""
+    updated: _builtins.int
+    """Records that changed a model (each a new version)."""
+    unchanged: _builtins.int
+    """Records equal to the model stored: nothing written."""
+    skipped: _builtins.int
+    """Records whose id exists with other content, with on_conflict "skip"."""
+    failed: _builtins.int
+    """Records refused, each with its reason in `results`."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportResult]:
+        """One per record, in the order sent."""
+
+    def __init__(
+        self,
+        *,
+        created: _builtins.int = ...,
+        updated: _builtins.int = ...,
+        unchanged: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        results: _abc.Iterable[Global___ImportResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "failed", b"failed", "results", b"results", "skipped", b"skipped", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportModelsResponse: _TypeAlias = ImportModelsResponse  # noqa: Y015
+
+@_typing.final
+class ImportResult(_message.Message):
+    """What happened to one record of ImportModelsRequest.models."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Its position in `models`, from 0."""
+    id: _builtins.str
+    """Its model id, if it had one."""
+    outcome: _builtins.str
+    """"created", "updated", "unchanged", "skipped" or "failed"."""
+    reason: _builtins.str
+    """Why it failed or was skipped; empty otherwise."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "index", b"index", "outcome", b"outcome", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportResult: _TypeAlias = ImportResult  # noqa: Y015
+
+@_typing.final
 class Model(_message.Message):
     """A custom model."""
 
@@ -292,6 +750,7 @@ class Model(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     COMMIT_MESSAGE_FIELD_NUMBER: _builtins.int
     WRITE_ACCESS_FIELD_NUMBER: _builtins.int
+    VERSION_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique identifier used to reference the model in API calls: 1 to 256
     characters (Unicode code points), no whitespace or control characters.
@@ -316,6 +775,8 @@ class Model(_message.Message):
     """
     write_access: _builtins.bool
     """Whether the caller may change the model. Set by GetModel and ListModels."""
+    version_id: _builtins.str
+    """The version the model currently is (see ListModelVersions)."""
     @_builtins.property
     def params(self) -> _struct_pb2.Struct:
         """Model parameters, any JSON object. When present, the common ones are
@@ -352,10 +813,11 @@ class Model(_message.Message):
         updated_at: _builtins.int = ...,
         commit_message: _builtins.str | None = ...,
         write_access: _builtins.bool | None = ...,
+        version_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "_write_access", b"_write_access", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "is_active", b"is_active", "meta", b"meta", "params", b"params", "write_access", b"write_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "_write_access", b"_write_access", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id", "write_access", b"write_access"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id", "_commit_message", b"_commit_message", "_is_active", b"_is_active", "_write_access", b"_write_access", "access_grants", b"access_grants", "base_model_id", b"base_model_id", "commit_message", b"commit_message", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "meta", b"meta", "name", b"name", "params", b"params", "updated_at", b"updated_at", "user_id", b"user_id", "version_id", b"version_id", "write_access", b"write_access"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__base_model_id: _TypeAlias = _typing.Literal["base_model_id"]  # noqa: Y015
     _WhichOneofArgType__base_model_id: _TypeAlias = _typing.Literal["_base_model_id", b"_base_model_id"]  # noqa: Y015

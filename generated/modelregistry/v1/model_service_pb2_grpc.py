@@ -71,6 +71,36 @@ class ModelServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
                 _registered_method=True)
+        self.ListModelVersions = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ListModelVersions',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetModelVersion = channel.unary_unary(
+                '/modelregistry.v1.ModelService/GetModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.RestoreModelVersion = channel.unary_unary(
+                '/modelregistry.v1.ModelService/RestoreModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.RestoreModelVersionRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+                _registered_method=True)
+        self.DeleteModelVersion = channel.unary_unary(
+                '/modelregistry.v1.ModelService/DeleteModelVersion',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
+                _registered_method=True)
+        self.ExportModels = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ExportModels',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ExportModelsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ExportModelsResponse.FromString,
+                _registered_method=True)
+        self.ImportModels = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ImportModels',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ImportModelsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ImportModelsResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -153,6 +183,80 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModelVersions(self, request, context):
+        """Lists a model's versions, newest first, a page at a time. Every create,
+        update, toggle, access change and restore records one. Over HTTP also as
+        Open WebUI's history: `page` (20 a page) and a bare JSON array of
+        versions without their snapshots.
+
+        Errors: NOT_FOUND ("Model not found") when there is no such model or the
+        caller may not read it; PERMISSION_DENIED when the caller may read it
+        but not change it (snapshots hold params); INVALID_ARGUMENT for a bad
+        page_size, page_token or page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelVersion(self, request, context):
+        """Returns one version of a model, with its snapshot.
+
+        Errors: as ListModelVersions, and NOT_FOUND ("Model version not found")
+        when the model has no such version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreModelVersion(self, request, context):
+        """Makes the model what one of its versions was: name, base_model_id,
+        params, meta, is_active and access_grants. The result is a new version
+        whose parent is the current one; history is never rewritten. Returns
+        the model.
+
+        Errors: as GetModelVersion.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelVersion(self, request, context):
+        """Deletes a version that is not the model's current one; versions whose
+        parent it was get its parent instead. Returns true.
+
+        Errors: as GetModelVersion, and FAILED_PRECONDITION ("Cannot delete the
+        current version").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportModels(self, request, context):
+        """Every model the caller may read (or those of `ids`), whole, as create
+        returns them, to be imported elsewhere. Over HTTP as Open WebUI's export:
+        a bare JSON array of models.
+
+        Errors: NOT_FOUND ("Model not found") naming the first of `ids` that
+        does not exist or the caller may not read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportModels(self, request, context):
+        """Imports models written by ExportModels (any format version), or by
+        Open WebUI's own export. Each record is judged on its own: the good ones
+        are written (a batch in one transaction), every bad one is reported with
+        its index and reason. Importing the same records again changes nothing.
+
+        Errors: PERMISSION_DENIED when the caller may not create models;
+        INVALID_ARGUMENT for a bad on_conflict or format_version, or too many
+        records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +294,36 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.DeleteModel,
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.SerializeToString,
+            ),
+            'ListModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelVersions,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.SerializeToString,
+            ),
+            'GetModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ModelVersion.SerializeToString,
+            ),
+            'RestoreModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.RestoreModelVersionRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
+            ),
+            'DeleteModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelVersion,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_wrappers__pb2.BoolValue.SerializeToString,
+            ),
+            'ExportModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportModels,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ExportModelsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ExportModelsResponse.SerializeToString,
+            ),
+            'ImportModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportModels,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ImportModelsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ImportModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -382,6 +516,168 @@ class ModelService:
             '/modelregistry.v1.ModelService/DeleteModel',
             modelregistry_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
             google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ListModelVersions',
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/GetModelVersion',
+            modelregistry_dot_v1_dot_model__service__pb2.GetModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/RestoreModelVersion',
+            modelregistry_dot_v1_dot_model__service__pb2.RestoreModelVersionRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/DeleteModelVersion',
+            modelregistry_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.SerializeToString,
+            google_dot_protobuf_dot_wrappers__pb2.BoolValue.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ExportModels',
+            modelregistry_dot_v1_dot_model__service__pb2.ExportModelsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ExportModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ImportModels',
+            modelregistry_dot_v1_dot_model__service__pb2.ImportModelsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ImportModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

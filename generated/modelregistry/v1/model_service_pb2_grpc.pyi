@@ -86,6 +86,56 @@ class ModelServiceStub:
     inheriting nothing. Returns true (over HTTP the body is `true`, as the
     API has it). Errors as UpdateModel.
     """
+    ListModelVersions: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]
+    """Lists a model's versions, newest first, a page at a time. Every create,
+    update, toggle, access change and restore records one. Over HTTP also as
+    Open WebUI's history: `page` (20 a page) and a bare JSON array of
+    versions without their snapshots.
+
+    Errors: NOT_FOUND ("Model not found") when there is no such model or the
+    caller may not read it; PERMISSION_DENIED when the caller may read it
+    but not change it (snapshots hold params); INVALID_ARGUMENT for a bad
+    page_size, page_token or page.
+    """
+    GetModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.ModelVersion]
+    """Returns one version of a model, with its snapshot.
+
+    Errors: as ListModelVersions, and NOT_FOUND ("Model version not found")
+    when the model has no such version.
+    """
+    RestoreModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.RestoreModelVersionRequest, _model_service_pb2.Model]
+    """Makes the model what one of its versions was: name, base_model_id,
+    params, meta, is_active and access_grants. The result is a new version
+    whose parent is the current one; history is never rewritten. Returns
+    the model.
+
+    Errors: as GetModelVersion.
+    """
+    DeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelVersionRequest, _wrappers_pb2.BoolValue]
+    """Deletes a version that is not the model's current one; versions whose
+    parent it was get its parent instead. Returns true.
+
+    Errors: as GetModelVersion, and FAILED_PRECONDITION ("Cannot delete the
+    current version").
+    """
+    ExportModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ExportModelsRequest, _model_service_pb2.ExportModelsResponse]
+    """Every model the caller may read (or those of `ids`), whole, as create
+    returns them, to be imported elsewhere. Over HTTP as Open WebUI's export:
+    a bare JSON array of models.
+
+    Errors: NOT_FOUND ("Model not found") naming the first of `ids` that
+    does not exist or the caller may not read.
+    """
+    ImportModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ImportModelsRequest, _model_service_pb2.ImportModelsResponse]
+    """Imports models written by ExportModels (any format version), or by
+    Open WebUI's own export. Each record is judged on its own: the good ones
+    are written (a batch in one transaction), every bad one is reported with
+    its index and reason. Importing the same records again changes nothing.
+
+    Errors: PERMISSION_DENIED when the caller may not create models;
+    INVALID_ARGUMENT for a bad on_conflict or format_version, or too many
+    records.
+    """
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -138,6 +188,56 @@ class ModelServiceAsyncStub(ModelServiceStub):
     """Deletes a model and its grants; the id can then be created again,
     inheriting nothing. Returns true (over HTTP the body is `true`, as the
     API has it). Errors as UpdateModel.
+    """
+    ListModelVersions: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]  # type: ignore[assignment]
+    """Lists a model's versions, newest first, a page at a time. Every create,
+    update, toggle, access change and restore records one. Over HTTP also as
+    Open WebUI's history: `page` (20 a page) and a bare JSON array of
+    versions without their snapshots.
+
+    Errors: NOT_FOUND ("Model not found") when there is no such model or the
+    caller may not read it; PERMISSION_DENIED when the caller may read it
+    but not change it (snapshots hold params); INVALID_ARGUMENT for a bad
+    page_size, page_token or page.
+    """
+    GetModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.ModelVersion]  # type: ignore[assignment]
+    """Returns one version of a model, with its snapshot.
+
+    Errors: as ListModelVersions, and NOT_FOUND ("Model version not found")
+    when the model has no such version.
+    """
+    RestoreModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.RestoreModelVersionRequest, _model_service_pb2.Model]  # type: ignore[assignment]
+    """Makes the model what one of its versions was: name, base_model_id,
+    params, meta, is_active and access_grants. The result is a new version
+    whose parent is the current one; history is never rewritten. Returns
+    the model.
+
+    Errors: as GetModelVersion.
+    """
+    DeleteModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelVersionRequest, _wrappers_pb2.BoolValue]  # type: ignore[assignment]
+    """Deletes a version that is not the model's current one; versions whose
+    parent it was get its parent instead. Returns true.
+
+    Errors: as GetModelVersion, and FAILED_PRECONDITION ("Cannot delete the
+    current version").
+    """
+    ExportModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ExportModelsRequest, _model_service_pb2.ExportModelsResponse]  # type: ignore[assignment]
+    """Every model the caller may read (or those of `ids`), whole, as create
+    returns them, to be imported elsewhere. Over HTTP as Open WebUI's export:
+    a bare JSON array of models.
+
+    Errors: NOT_FOUND ("Model not found") naming the first of `ids` that
+    does not exist or the caller may not read.
+    """
+    ImportModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ImportModelsRequest, _model_service_pb2.ImportModelsResponse]  # type: ignore[assignment]
+    """Imports models written by ExportModels (any format version), or by
+    Open WebUI's own export. Each record is judged on its own: the good ones
+    are written (a batch in one transaction), every bad one is reported with
+    its index and reason. Importing the same records again changes nothing.
+
+    Errors: PERMISSION_DENIED when the caller may not create models;
+    INVALID_ARGUMENT for a bad on_conflict or format_version, or too many
+    records.
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -230,6 +330,92 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a model and its grants; the id can then be created again,
         inheriting nothing. Returns true (over HTTP the body is `true`, as the
         API has it). Errors as UpdateModel.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelVersions(
+        self,
+        request: _model_service_pb2.ListModelVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ListModelVersionsResponse, _abc.Awaitable[_model_service_pb2.ListModelVersionsResponse]]:
+        """Lists a model's versions, newest first, a page at a time. Every create,
+        update, toggle, access change and restore records one. Over HTTP also as
+        Open WebUI's history: `page` (20 a page) and a bare JSON array of
+        versions without their snapshots.
+
+        Errors: NOT_FOUND ("Model not found") when there is no such model or the
+        caller may not read it; PERMISSION_DENIED when the caller may read it
+        but not change it (snapshots hold params); INVALID_ARGUMENT for a bad
+        page_size, page_token or page.
+        """
+
+    @_abc_1.abstractmethod
+    def GetModelVersion(
+        self,
+        request: _model_service_pb2.GetModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ModelVersion, _abc.Awaitable[_model_service_pb2.ModelVersion]]:
+        """Returns one version of a model, with its snapshot.
+
+        Errors: as ListModelVersions, and NOT_FOUND ("Model version not found")
+        when the model has no such version.
+        """
+
+    @_abc_1.abstractmethod
+    def RestoreModelVersion(
+        self,
+        request: _model_service_pb2.RestoreModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.Model, _abc.Awaitable[_model_service_pb2.Model]]:
+        """Makes the model what one of its versions was: name, base_model_id,
+        params, meta, is_active and access_grants. The result is a new version
+        whose parent is the current one; history is never rewritten. Returns
+        the model.
+
+        Errors: as GetModelVersion.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModelVersion(
+        self,
+        request: _model_service_pb2.DeleteModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_wrappers_pb2.BoolValue, _abc.Awaitable[_wrappers_pb2.BoolValue]]:
+        """Deletes a version that is not the model's current one; versions whose
+        parent it was get its parent instead. Returns true.
+
+        Errors: as GetModelVersion, and FAILED_PRECONDITION ("Cannot delete the
+        current version").
+        """
+
+    @_abc_1.abstractmethod
+    def ExportModels(
+        self,
+        request: _model_service_pb2.ExportModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ExportModelsResponse, _abc.Awaitable[_model_service_pb2.ExportModelsResponse]]:
+        """Every model the caller may read (or those of `ids`), whole, as create
+        returns them, to be imported elsewhere. Over HTTP as Open WebUI's export:
+        a bare JSON array of models.
+
+        Errors: NOT_FOUND ("Model not found") naming the first of `ids` that
+        does not exist or the caller may not read.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportModels(
+        self,
+        request: _model_service_pb2.ImportModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ImportModelsResponse, _abc.Awaitable[_model_service_pb2.ImportModelsResponse]]:
+        """Imports models written by ExportModels (any format version), or by
+        Open WebUI's own export. Each record is judged on its own: the good ones
+        are written (a batch in one transaction), every bad one is reported with
+        its index and reason. Importing the same records again changes nothing.
+
+        Errors: PERMISSION_DENIED when the caller may not create models;
+        INVALID_ARGUMENT for a bad on_conflict or format_version, or too many
+        records.
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
