@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from support import ADMIN_KEY, BIN, Registry, start_registry
+from postgres import POSTGRES_BIN_PATH, PostgresServer
+from support import ADMIN_KEY, BIN, MODEL_REGISTRY, Registry, query, start_registry
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -153,3 +154,44 @@ def test_registry_curl_walkthrough(database_url_factory):
         assert result.stdout == '{"detail":"Model not found"}\n404'
     finally:
         assert registry.stop() == 0
+
+
+def test_postgresql_walkthrough(request: pytest.FixtureRequest):
+    """The role, the database and the first commands, as one shell session,
+    on a PostgreSQL server of its own (a role belongs to the whole server)."""
+    if request.config.getoption("--db") == "sqlite":
+        pytest.skip("a PostgreSQL walkthrough (--db sqlite)")
+    commands = walkthrough("postgresql")
+    assert commands[0].startswith("sudo -u postgres psql ")
+    with PostgresServer.temporary() as server:
+        script = "set -euo pipefail\n" + "".join(commands)
+        # The tests' server: its superuser is reached over TCP, not by sudo.
+        script = script.replace("sudo -u postgres ", "")
+        script = script.replace("localhost:5432", f"127.0.0.1:{server.port}")
+        script = script.replace("python3 tasks.py cli", MODEL_REGISTRY)
+        env = {
+            **os.environ,
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(server.port),
+            "PGUSER": "postgres",
+            "PATH": f"{POSTGRES_BIN_PATH}:{os.environ['PATH']}",
+        }
+        env.pop("MODEL_REGISTRY_DATABASE_URL", None)
+        result = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        role, database, migrated, created, listed = result.stdout.splitlines()
+        assert (role, database) == ("CREATE ROLE", "CREATE DATABASE")
+        assert re.fullmatch(r"migrated the database from empty to \d{4}", migrated)
+        assert created == "created user alice (role user, may create models: False)"
+        assert re.fullmatch(
+            r"alice\tuser\tcan_create_models=false\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listed
+        )
+        # The tables were made by, and belong to, the role the URL names.
+        tables = query(
+            server.url("registry"),
+            "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'",
+        )
+        assert "models" in {name for name, _ in tables}
+        assert {owner for _, owner in tables} == {"registry"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from postgres import PostgresServer
 from spec_examples import minimal
@@ -45,6 +47,18 @@ class Replicated:
             if match:
                 found.append((int(match.group(1)), int(match.group(2))))
         return found
+
+    def wait_for(self, pattern: str, ceiling: float = 60) -> re.Match[str]:
+        """The first line of the supervisor's output matching `pattern`,
+        once it has been printed."""
+        found: list[re.Match[str]] = []
+
+        def printed() -> bool:
+            found.extend(filter(None, (re.match(pattern, line) for line in self.registry.output)))
+            return bool(found)
+
+        wait_until(printed, f"a line matching {pattern!r}", ceiling)
+        return found[0]
 
     def served_per_replica(self) -> dict[int, int]:
         """Envoy's count of successful requests per replica port."""
@@ -183,28 +197,82 @@ def test_2000_creates_are_stored_once_each_and_both_replicas_serve(two: Replicat
     assert len(shares) == 2 and min(shares.values()) > 0, shares
 
 
-def test_a_dead_replica_is_reported_and_the_other_keeps_serving(postgres: PostgresServer):
+def test_a_killed_replica_is_restarted_on_its_port_and_serves_again(postgres: PostgresServer):
     running = start_replicated(postgres.create_database())
     try:
         (victim, victim_port), (_, survivor_port) = running.replicas()
-        import os
-
         os.kill(victim, signal.SIGKILL)
-        wait_until(
-            lambda: "exited unexpectedly" in "".join(running.registry.output),
-            "the supervisor reports the dead replica",
+        running.wait_for(
+            rf"replica 1 \(pid {victim}, port {victim_port}\) exited unexpectedly"
+            r" \(killed by SIGKILL\); restarting it in 0\.5s$"
         )
-        output = "".join(running.registry.output)
-        assert (
-            f"port {victim_port}) exited unexpectedly with code -9; 1 of 2 replicas left" in output
-        )
+        # Meanwhile Envoy routes around it.
         client = HttpClient(running.registry.http_port)
         results = [client.create(minimal(f"after-death-{n}")) for n in range(20)]
         assert [status for status, _, _ in results] == [200] * 20
-        assert running.served_per_replica().get(survivor_port, 0) >= 20
+
+        back = running.wait_for(r"replica 1 \(pid (\d+)\) restarted: gRPC on 127\.0\.0\.1:(\d+)$")
+        assert int(back.group(1)) != victim and int(back.group(2)) == victim_port
+        with grpc.insecure_channel(f"127.0.0.1:{victim_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+        # Envoy sends to it again: its count of requests served there grows.
+        served_before = running.served_per_replica().get(victim_port, 0)
+        numbers = iter(range(1_000_000))
+
+        def restarted_replica_serves() -> bool:
+            status, _, _ = client.create(minimal(f"after-restart-{next(numbers)}"))
+            assert status == 200
+            return running.served_per_replica().get(victim_port, 0) > served_before
+
+        wait_until(restarted_replica_serves, "Envoy routes to the restarted replica")
+        assert running.served_per_replica()[survivor_port] > 0
+        output = "".join(running.registry.output)
+        assert output.count("exited unexpectedly") == 1
+        assert "crash loop" not in output
     finally:
-        # A replica died during the run: the supervisor says so in its code.
-        assert running.registry.stop() == 1
+        # Restarted and stopped cleanly: the stop is a clean one.
+        assert running.registry.stop() == 0
+
+
+def test_a_replica_that_keeps_dying_stops_the_registry_with_exit_code_3():
+    """A replica restarted while PostgreSQL is down exits at once (it
+    migrates before it listens): five exits within a minute are a crash loop."""
+    with PostgresServer.temporary() as database:
+        running = start_replicated(database.create_database())
+        try:
+            (victim, victim_port), _ = running.replicas()
+            database.stop("fast")
+            os.kill(victim, signal.SIGKILL)
+            crash_loop = running.wait_for(
+                rf"replica 1 \(pid \d+, port {victim_port}\) exited 5 times within 60s,"
+                r" the last with (exit code 1): a crash loop;"
+                r" not restarting it, stopping with exit code 3$",
+                ceiling=120,
+            )
+            assert running.registry.process.wait(timeout=60) == 3
+        finally:
+            if running.registry.process.poll() is None:
+                running.registry.stop(signal.SIGKILL)
+    output = "".join(running.registry.output)
+    restarts = re.findall(
+        rf"^replica 1 \(pid \d+, port {victim_port}\) exited unexpectedly \((.+)\);"
+        r" restarting it in (\S+)s$",
+        output,
+        re.M,
+    )
+    assert restarts == [
+        ("killed by SIGKILL", "0.5"),
+        ("exit code 1", "1"),
+        ("exit code 1", "2"),
+        ("exit code 1", "4"),
+    ]
+    assert crash_loop.group(1) == "exit code 1"
+    assert "restarted: gRPC on" not in output
+    assert not re.search(r"^replica 2 .*exited", output, re.M)  # it kept serving
 
 
 def test_postgres_outage_is_503_and_service_resumes_by_itself():
