@@ -19,6 +19,7 @@ from .storage.database import create_database_engine
 from .storage.groups import GroupRepository
 from .storage.models import ModelRepository
 from .storage.repositories import ApiKeyRepository, UserRepository
+from .storage.retention import VersionPruner
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class App:
     registry: ModelRegistry
     groups: GroupAdmin
     authenticator: Authenticator
+    pruner: VersionPruner | None  # with --keep-versions; serve runs it
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -42,7 +44,12 @@ class App:
 def build_app(settings: Settings) -> App:
     engine = create_database_engine(settings.database_url, pool_size=settings.database_threads)
     executor = ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
-    models = ModelRepository(engine, executor)
+    pruner = None
+    if settings.keep_versions is not None:
+        pruner = VersionPruner(engine, settings.keep_versions)
+    models = ModelRepository(
+        engine, executor, on_new_version=pruner.written if pruner is not None else None
+    )
     return App(
         engine=engine,
         executor=executor,
@@ -52,6 +59,7 @@ def build_app(settings: Settings) -> App:
         authenticator=Authenticator(
             ApiKeyRepository(engine), cache_seconds=settings.auth_cache_seconds
         ),
+        pruner=pruner,
     )
 
 

@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     serve.add_argument(
+        "--keep-versions",
+        type=int,
+        default=os.environ.get("MODEL_REGISTRY_KEEP_VERSIONS"),
+        metavar="N",
+        help="keep each model's newest N versions, pruning older ones in the background"
+        " (env MODEL_REGISTRY_KEEP_VERSIONS; default: keep every version)",
+    )
+    serve.add_argument(
         "--replicas",
         type=int,
         default=_env("REPLICAS", 1),
@@ -176,6 +184,12 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import serve
     from .supervisor import serve_replicas
 
+    if args.keep_versions is not None and args.keep_versions < 1:
+        print(
+            "model-registry: --keep-versions must be at least 1 (the current version)",
+            file=sys.stderr,
+        )
+        return 2
     if args.replicas < 1:
         print("model-registry: --replicas must be at least 1", file=sys.stderr)
         return 2
@@ -195,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
         auth_cache_seconds=args.auth_cache_seconds,
         # Whatever Envoy lets through must fit in one gRPC message.
         max_message_bytes=max(config.DEFAULT_MAX_MESSAGE_BYTES, args.max_body_bytes * 2),
+        keep_versions=args.keep_versions,
     )
     envoy = None
     if not args.no_http:
@@ -215,6 +230,8 @@ def _serve(args: argparse.Namespace) -> int:
         "--max-body-bytes",
         str(args.max_body_bytes),
     ]
+    if args.keep_versions is not None:
+        child_args += ["--keep-versions", str(args.keep_versions)]
     return serve_replicas(settings, envoy, admin_key, replicas=args.replicas, child_args=child_args)
 
 

@@ -27,3 +27,6 @@ class Settings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace_seconds: float = 5.0
+    # Versions each model keeps (the newest, the current one always among
+    # them); None keeps every version.
+    keep_versions: int | None = None

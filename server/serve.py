@@ -37,6 +37,9 @@ async def _serve(
         )
         await server.start()
         stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)
+        if app.pruner is not None:
+            pruning = asyncio.ensure_future(app.pruner.run(app.executor))
+            stack.push_async_callback(_cancel, pruning)
         await mark_serving(health, True)
         say(listening_line(settings.grpc_host, port))
 
@@ -72,3 +75,9 @@ async def _until_stopped(stopping: asyncio.Event, envoy: EnvoyProcess | None) ->
         for waiter in waiters:
             waiter.cancel()
     return not stopping.is_set()
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

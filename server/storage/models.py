@@ -58,9 +58,17 @@ SORT_COLUMNS = {
 
 
 class ModelRepository:
-    def __init__(self, engine: Engine, executor: Executor) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        *,
+        on_new_version: Callable[[str], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._executor = executor
+        # Told the id of each model that got a new version (retention.py).
+        self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
             engine, _insert_models, order=lambda model: model.id, written=_count_new
         )
@@ -149,7 +157,9 @@ class ModelRepository:
                 changed = work(connection, current)
                 assert changed is None or isinstance(changed, Model)
                 _store_change(connection, current, changed, user_id)
-                return changed
+            if self._on_new_version is not None and _has_new_version(current, changed):
+                self._on_new_version(model_id)
+            return changed
 
         return await self._run(write)
 
@@ -279,12 +289,16 @@ def _store_change(
         connection.execute(insert(model_words), _word_rows(after))
     if after.is_active != before.is_active:
         _count(connection, Counter({before.is_active: -1, after.is_active: 1}))
-    if after.version_id != before.version_id:
+    if _has_new_version(before, after):
         number: int | None = connection.execute(_LAST_NUMBER, {"model_id": before.id}).scalar()
         version = version_of(
             after, parent_id=before.version_id or None, number=(number or 0) + 1, user_id=user_id
         )
         connection.execute(insert(model_versions), _version_row(version))
+
+
+def _has_new_version(before: Model | None, after: Model | None) -> bool:
+    return before is not None and after is not None and after.version_id != before.version_id
 
 
 def _delete_versions(connection: Connection, model_id: str, gone: Sequence[ModelVersion]) -> None:
