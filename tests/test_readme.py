@@ -195,3 +195,32 @@ def test_postgresql_walkthrough(request: pytest.FixtureRequest):
         )
         assert "models" in {name for name, _ in tables}
         assert {owner for _, owner in tables} == {"registry"}
+
+
+def test_versions_walkthrough(database_url_factory):
+    registry = start_registry(database_url_factory(), http=True)
+    try:
+        commands = walkthrough("versions")
+        create, update, history, first, one, restore, delete, grpc_history = commands
+        assert first.startswith("FIRST=$(")
+        outputs = [json.loads(run(c, registry).stdout) for c in (create, update, history)]
+        created, updated, entries = outputs
+        assert [e["commit_message"] for e in entries] == ["Warmer", "First try"]
+        assert [e["id"] for e in entries] == [updated["version_id"], created["version_id"]]
+        assert entries[0]["parent_id"] == created["version_id"] and entries[1]["parent_id"] is None
+
+        # Each later command runs after the FIRST=$(...) line, as in one shell.
+        version = json.loads(run(first + one, registry).stdout)
+        assert version["snapshot"]["params"] == {"temperature": 0.3}
+        restored = json.loads(run(first + restore, registry).stdout)
+        assert restored["params"] == {"temperature": 0.3}
+        assert restored["version_id"] not in (created["version_id"], updated["version_id"])
+        assert run(first + delete, registry).stdout == "true"
+        page = json.loads(run(grpc_history, registry).stdout)
+        assert [(v["number"], v.get("commit_message")) for v in page["versions"]] == [
+            ("3", "Restored version 1"),
+            ("2", "Warmer"),
+        ]
+        assert "next_page_token" not in page  # the first version is gone: no more
+    finally:
+        assert registry.stop() == 0
