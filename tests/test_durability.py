@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 import grpc
 import sqlalchemy as sa
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from modelregistry.v1 import model_service_pb2 as pb
+from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 from modelregistry_server.storage.database import create_database_engine
 
 from spec_examples import minimal
@@ -183,3 +186,75 @@ def test_database_connections_commit_durably(database_url_factory: Callable[[], 
                     assert name == "model-registry"
     finally:
         engine.dispose()
+
+
+def test_kill_9_during_updates_leaves_no_model_without_its_version(
+    database_url_factory: Callable[[], str],
+):
+    url = database_url_factory()
+    registry = start_registry(url)
+    model_ids = [f"chained-{n}" for n in range(4)]
+    with grpc.insecure_channel(registry.grpc_target) as channel:
+        client = Client(channel, ADMIN_KEY)
+        for model_id in model_ids:
+            client.create(minimal(model_id))
+    acked: list[str] = []  # version ids of acknowledged updates
+    stop = threading.Event()
+
+    def update(worker: int) -> None:
+        with grpc.insecure_channel(registry.grpc_target) as channel:
+            stub = pb_grpc.ModelServiceStub(channel)
+            metadata = [("authorization", f"Bearer {ADMIN_KEY}")]
+            n = 0
+            while not stop.is_set():
+                n += 1
+                model = minimal(model_ids[n % len(model_ids)], params={"w": worker, "n": n})
+                request = json_format.ParseDict({"model": model}, pb.UpdateModelRequest())
+                try:
+                    acked.append(stub.UpdateModel(request, metadata=metadata, timeout=5).version_id)
+                except grpc.RpcError:
+                    time.sleep(0.01)
+
+    pool = ThreadPoolExecutor(16)
+    for worker in range(16):
+        pool.submit(update, worker)
+    try:
+        deadline = time.monotonic() + 120
+        while len(acked) < 100:
+            assert time.monotonic() < deadline, f"only {len(acked)} updates acknowledged"
+            time.sleep(0.02)
+        registry.process.send_signal(signal.SIGKILL)  # mid-load
+        registry.process.wait(30)
+    finally:
+        stop.set()
+        pool.shutdown(wait=True)
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            models = {
+                row.id: row
+                for row in connection.execute(sa.text("SELECT id, params, version_id FROM models"))
+            }
+            versions = connection.execute(
+                sa.text(
+                    "SELECT model_id, number, id, parent_id, snapshot FROM model_versions"
+                    " ORDER BY model_id, number"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert set(models) == set(model_ids)
+    stored_ids = {row.id for row in versions}
+    assert [v for v in acked if v not in stored_ids] == []  # no acknowledged version lost
+    for model_id, model in models.items():
+        chain = [row for row in versions if row.model_id == model_id]
+        assert [row.number for row in chain] == list(range(1, len(chain) + 1))
+        assert [row.parent_id for row in chain] == [None] + [row.id for row in chain[:-1]]
+        newest = chain[-1]
+        assert model.version_id == newest.id  # the model is its newest version
+        snapshot = (
+            newest.snapshot if isinstance(newest.snapshot, dict) else json.loads(newest.snapshot)
+        )
+        params = model.params if isinstance(model.params, dict) else json.loads(model.params)
+        assert snapshot["params"] == params
