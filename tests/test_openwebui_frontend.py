@@ -39,20 +39,23 @@ def _create_new_model_source(wheel: Path) -> str:
     raise AssertionError(f"{API_SOURCE} is in no source map of {wheel.name}")
 
 
-def _as_javascript(typescript: str) -> str:
-    """createNewModel as plain JavaScript: the same statements, without the
-    two type annotations it carries."""
-    start = typescript.index("export const createNewModel")
-    end = typescript.index("export const", start + 1)
+def _as_javascript(typescript: str, name: str = "createNewModel") -> str:
+    """The function `name` as plain JavaScript: the same statements, without
+    the type annotations it carries (on parameters, its Promise<...> return
+    type, `as any`)."""
+    start = typescript.index(f"export const {name} ")
+    end = typescript.find("\nexport ", start + 1)
+    end = len(typescript) if end < 0 else end
     function = typescript[start:end]
-    function = function.replace("(token: string, model: object)", "(token, model)")
+    function = re.sub(r"\):\s*Promise<.*?>\s*=>", ") =>", function, count=1, flags=re.S)
+    function = re.sub(r"(\w+): (string|object|number)\b", r"\1", function)
     function = function.replace(" as any", "")
-    assert not re.search(r":\s*(string|object|any)\b", function), function
+    assert not re.search(r":\s*(string|object|any|number)\b", function), function
     return function.replace("export const", "const", 1)
 
 
 @pytest.fixture(scope="module")
-def create_new_model_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def open_webui_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: Open WebUI's front-end code cannot run")
@@ -72,8 +75,13 @@ def create_new_model_js(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         timeout=600,
     )
-    wheel = next(folder.glob("open_webui-*.whl"))
-    script = folder / "create.mjs"
+    return next(folder.glob("open_webui-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def create_new_model_js(open_webui_wheel: Path) -> Path:
+    wheel = open_webui_wheel
+    script = wheel.parent / "create.mjs"
     script.write_text(
         "const WEBUI_API_BASE_URL = process.env.API_BASE;\n"
         + _as_javascript(_create_new_model_source(wheel))
@@ -160,4 +168,93 @@ def test_open_webui_create_new_model_shows_our_errors(
     broken = {**model, "id": unique_id + "-2", "meta": []}
     assert run_create_new_model(create_new_model_js, web, broken) == {
         "error": "meta must be an object"
+    }
+
+
+HISTORY_FUNCTIONS = (
+    "getModelHistory",
+    "getModelHistoryEntry",
+    "setProductionModelVersion",
+    "deleteModelHistoryVersion",
+    "updateModelById",
+)
+
+
+@pytest.fixture(scope="module")
+def api_js(open_webui_wheel: Path) -> Path:
+    """A script that calls one of Open WebUI's API functions: CALL names it,
+    ARGS holds its arguments after the token (JSON)."""
+    source = _create_new_model_source(open_webui_wheel)
+    script = open_webui_wheel.parent / "api.mjs"
+    script.write_text(
+        "const WEBUI_API_BASE_URL = process.env.API_BASE;\n"
+        + "\n".join(_as_javascript(source, name) for name in HISTORY_FUNCTIONS)
+        + f"""
+const functions = {{ {", ".join(HISTORY_FUNCTIONS)} }};
+try {{
+  const args = JSON.parse(process.env.ARGS);
+  const result = await functions[process.env.CALL](process.env.TOKEN, ...args);
+  console.log(JSON.stringify({{ result }}));
+}} catch (error) {{
+  console.log(JSON.stringify({{ error }}));
+}}
+"""
+    )
+    return script
+
+
+def call(script: Path, web: Registry, name: str, *args: object) -> dict:
+    result = subprocess.run(
+        ["node", str(script)],
+        env={
+            **os.environ,
+            "API_BASE": f"{web.http_url}/api/v1",
+            "TOKEN": ADMIN_KEY,
+            "CALL": name,
+            "ARGS": json.dumps(args),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_open_webui_model_history_works_against_us(
+    create_new_model_js: Path, api_js: Path, web: Registry, unique_id: str
+):
+    """What the editor's history menu does (ModelHistory.svelte): list the
+    history, preview a version, make it production, delete another."""
+    model = {"id": unique_id, "name": "v1", "meta": {}, "params": {}, "commit_message": "one"}
+    first = run_create_new_model(create_new_model_js, web, model)["saved"]
+    second = call(
+        api_js, web, "updateModelById", unique_id, {**model, "name": "v2", "commit_message": "two"}
+    )["result"]
+
+    history = call(api_js, web, "getModelHistory", unique_id, 1)["result"]
+    assert [(e["id"], e["parent_id"], e["commit_message"]) for e in history] == [
+        (second["version_id"], first["version_id"], "two"),
+        (first["version_id"], None, "one"),
+    ]
+    assert all(e["model_id"] == unique_id and e["user"] == {"name": "admin"} for e in history)
+
+    entry = call(api_js, web, "getModelHistoryEntry", unique_id, first["version_id"])["result"]
+    assert entry["snapshot"]["name"] == "v1" and entry["id"] == first["version_id"]
+
+    production = call(api_js, web, "setProductionModelVersion", unique_id, first["version_id"])[
+        "result"
+    ]
+    assert production["name"] == "v1" and production["id"] == unique_id
+
+    assert call(api_js, web, "deleteModelHistoryVersion", unique_id, second["version_id"]) == {
+        "result": True
+    }
+    # The front end shows `detail` of a refusal in a toast.
+    current = production["version_id"]
+    assert call(api_js, web, "deleteModelHistoryVersion", unique_id, current) == {
+        "error": {"detail": "Cannot delete the current version"}
+    }
+    assert call(api_js, web, "getModelHistoryEntry", unique_id, "gone") == {
+        "error": {"detail": "Model version not found"}
     }
