@@ -118,6 +118,18 @@ async def _grpc_load(target, spec, index, concurrency, seconds):
                 request.CopyFrom(template)
                 request.model.id = f"{prefix}-{n}"
                 return stub.CreateModel(request, metadata=metadata, timeout=10)
+        elif kind == "update":
+            ids = spec["ids"]
+            start = index * 7919
+
+            def call(n):
+                request = pb.UpdateModelRequest()
+                request.model.CopyFrom(template)
+                request.model.id = ids[(start + n) % len(ids)]
+                request.model.name = f"Updated {n}"
+                return stub.UpdateModel(request, metadata=metadata, timeout=10)
+
+            template = json_format.ParseDict({"id": "x", **MODEL}, pb.Model())
         elif kind == "get":
             ids = spec["ids"]
             start = index * 7919  # each process from its own place
@@ -340,6 +352,7 @@ JSON_READS = ("get", "first")  # also measured as JSON through Envoy
 USERS = {"admin": BENCH_KEY, "non-admin": seeding.READER_KEY}
 DEEP = 10_000  # the deep page starts after this many models, or the deepest there is
 GET_SAMPLE = 1_000  # the admin's GetModel ids: this many stored models, at random
+UPDATE_SAMPLE = 1_000  # UpdateModel spreads over this many stored models, at random
 JSON_CONNECTIONS = 16
 
 
@@ -511,6 +524,7 @@ def main() -> None:
     wrk = ensure_wrk() if groups & {"json", "json-read"} else None
     processes = os.cpu_count() or 2
     creates = {"empty": None, "full": None}
+    updates = {"empty": None, "full": None}  # each writes the model and a new version
     http: dict[int, Load] = {}
     server_cpu = envoy_cpu = None
     empty = full = None
@@ -556,6 +570,9 @@ def main() -> None:
             empty = reads("reads on the empty-ish database")
             if "create" in groups:
                 creates["empty"] = load.run({"kind": "create", "prefix": "empty"}, args.seconds)
+                updates["empty"] = load.run(
+                    {"kind": "update", "ids": sample_ids(db, UPDATE_SAMPLE)}, args.seconds
+                )
             envoy = child_pids(service.pid)[0]
             for connections in (1, 32, 64) if wrk and "json" in groups else ():
                 before = cpu_seconds(service.pid), cpu_seconds(envoy), time.monotonic()
@@ -573,6 +590,9 @@ def main() -> None:
             full = reads(f"reads with {args.seed:,} stored")
             if "create" in groups:
                 creates["full"] = load.run({"kind": "create", "prefix": "full"}, args.seconds)
+                updates["full"] = load.run(
+                    {"kind": "update", "ids": sample_ids(db, UPDATE_SAMPLE)}, args.seconds
+                )
             rss_end = rss_mib(service.pid)
             counted = seeding.check_counts(db)  # the server's writes kept the totals too
         finally:
@@ -604,6 +624,10 @@ def main() -> None:
         row(f"CreateModel JSON via Envoy, {connections} connection(s)", measured)
     if creates["full"]:
         row(f"CreateModel over gRPC, {args.seed:,} stored", creates["full"])
+    if updates["empty"]:
+        row("UpdateModel over gRPC (model + version), empty", updates["empty"])
+    if updates["full"]:
+        row(f"UpdateModel over gRPC (model + version), {args.seed:,} stored", updates["full"])
     for phase in (empty, full):
         if phase is None:
             continue

@@ -1,7 +1,8 @@
 """The benchmark's stored models, written straight into the SQLite file as
 the server's own writes would leave them: rows of `models`, their grants
 (`model_grants`, in position order), their words (`model_words`, split by
-the server's own `words_of`) and the kept totals (`model_counts`), plus the
+the server's own `words_of`), their first versions (`model_versions`, with
+`models.version_id` naming them) and the kept totals (`model_counts`), plus the
 users, the reader's API key, groups and group members they refer to.
 
 Models are numbered 0 .. total-1, and everything about model n follows
@@ -30,6 +31,7 @@ import json
 import queue
 import sqlite3
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -137,6 +139,27 @@ def _reader_share(k: int) -> str | None:
     return ("group", "everyone", "own", None)[min(k % 10, READABLE_SHARES)]
 
 
+def version_id(n: int) -> str:
+    """Model n's first version: an id of the server's shape, made from n."""
+    return str(uuid.UUID(int=n + 1))
+
+
+def _version(row: tuple, grants: list[tuple[str, str, str]]) -> tuple:
+    """The model_versions row of a model row made by _model: its first."""
+    snapshot = {
+        "name": row[3],
+        "base_model_id": row[2],
+        "params": PARAMS,
+        "meta": META,
+        "is_active": row[6],
+        "access_grants": [
+            {"access_type": t, "access_id": i, "permission": p} for t, i, p in grants
+        ],
+    }
+    # id, model_id, number, parent_id, user_id, commit_message, created_at, snapshot
+    return (row[9], row[0], 1, None, row[1], None, row[7], _json(snapshot))
+
+
 def _model(n: int, reader_share: str | None, oldest: int) -> tuple[tuple, list[tuple]]:
     """Model n's row and its grant rows (without model ids)."""
     h = _mix(n)
@@ -173,6 +196,7 @@ def _model(n: int, reader_share: str | None, oldest: int) -> tuple[tuple, list[t
         h // 40 % 20 != 0,  # 1 in 20 inactive
         created,
         created,
+        version_id(n),
     )
     return row, grants
 
@@ -257,8 +281,14 @@ def _store(
                 raise batch
             db.executemany(
                 "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
-                " is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " is_active, created_at, updated_at, version_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.models,
+            )
+            db.executemany(
+                "INSERT INTO model_versions (id, model_id, number, parent_id, user_id,"
+                " commit_message, created_at, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                batch.versions,
             )
             db.executemany(
                 "INSERT INTO model_grants (model_id, position, access_type, access_id,"
@@ -289,14 +319,16 @@ class _Batch:
     grants: list[tuple[Any, ...]]
     words: list[tuple[str, str]]  # in the search index's order
     counts: Counter[bool]
+    versions: list[tuple[Any, ...]]
 
 
 def _batch(numbers: list[int], shares: dict[int, str | None], oldest: int) -> _Batch:
-    batch = _Batch([], [], [], Counter())
+    batch = _Batch([], [], [], Counter(), [])
     ids_of: dict[str, list[str]] = {}
     for n in numbers:
         row, grants = _model(n, shares.get(n), oldest)
         batch.models.append(row)
+        batch.versions.append(_version(row, grants))
         batch.counts[row[6]] += 1
         batch.grants += [(row[0], position, *grant) for position, grant in enumerate(grants)]
         for word in words_of(row[0], row[3], row[2]):
@@ -311,7 +343,8 @@ def _secondary_indexes(db: sqlite3.Connection) -> list[tuple[str, str]]:
     those of their primary keys, which cannot be dropped)."""
     return db.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-        " AND tbl_name IN ('models', 'model_grants', 'model_words') ORDER BY name"
+        " AND tbl_name IN ('models', 'model_grants', 'model_words', 'model_versions')"
+        " ORDER BY name"
     ).fetchall()
 
 
