@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
@@ -36,6 +37,7 @@ from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .database import READ_ONLY, WRITE_FIRST, translate_errors
+from .reader import BatchReader
 from .tables import (
     NAME_KEY,
     group_members,
@@ -72,6 +74,9 @@ class ModelRepository:
         self._writer: BatchWriter[Model] = BatchWriter(
             engine, _insert_models, order=lambda model: model.id, written=_count_new
         )
+        self._reader: BatchReader[tuple[str, str], tuple[Model | None, frozenset[str]]] = (
+            BatchReader(engine, _read_models)
+        )
 
     async def insert(self, model: Model) -> None:
         """Store a new model, durably, before returning; DuplicateKey if its
@@ -79,11 +84,7 @@ class ModelRepository:
         await asyncio.wrap_future(self._writer.submit(model))
 
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
-        def read() -> tuple[Model | None, frozenset[str]]:
-            with translate_errors(), self._reading() as connection:
-                return _load(connection, model_id), _groups_of(connection, user_id)
-
-        return await self._run(read)
+        return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
 
     async def groups_of(self, user_id: str) -> frozenset[str]:
         def read() -> frozenset[str]:
@@ -172,6 +173,7 @@ class ModelRepository:
 
     def close(self) -> None:
         self._writer.close()
+        self._reader.close()
 
     def _reading(self) -> Connection:
         """A connection for reads that are each one statement."""
@@ -273,28 +275,29 @@ def _store_change(
 ) -> None:
     if before is None or after is before:
         return  # `change` refused (it raises) or had nothing to do
+    key = {"model_id": before.id}
     if after is None:
-        connection.execute(delete(models).where(models.c.id == before.id))  # grants, words cascade
+        connection.execute(_DELETE_MODEL, key)  # grants, words and versions cascade
         _count(connection, Counter({before.is_active: -1}))
         return
     values = _model_values(after)
     del values["id"]
-    connection.execute(update(models).where(models.c.id == before.id).values(values))
+    connection.execute(_UPDATE_MODEL, {**values, **key})
     if after.access_grants != before.access_grants:
-        connection.execute(delete(model_grants).where(model_grants.c.model_id == before.id))
+        connection.execute(_DELETE_GRANTS, key)
         if after.access_grants:
-            connection.execute(insert(model_grants), _grant_rows(after))
+            connection.execute(_INSERT_GRANTS, _grant_rows(after))
     if (after.name, after.base_model_id) != (before.name, before.base_model_id):
-        connection.execute(delete(model_words).where(model_words.c.model_id == before.id))
-        connection.execute(insert(model_words), _word_rows(after))
+        connection.execute(_DELETE_WORDS, key)
+        connection.execute(_INSERT_WORDS, _word_rows(after))
     if after.is_active != before.is_active:
         _count(connection, Counter({before.is_active: -1, after.is_active: 1}))
     if _has_new_version(before, after):
-        number: int | None = connection.execute(_LAST_NUMBER, {"model_id": before.id}).scalar()
+        number: int | None = connection.execute(_LAST_NUMBER, key).scalar()
         version = version_of(
             after, parent_id=before.version_id or None, number=(number or 0) + 1, user_id=user_id
         )
-        connection.execute(insert(model_versions), _version_row(version))
+        connection.execute(_INSERT_VERSION, _version_row(version))
 
 
 def _has_new_version(before: Model | None, after: Model | None) -> bool:
@@ -325,11 +328,24 @@ def _count(connection: Connection, changes: Counter[bool]) -> None:
     # moving models in opposite directions would otherwise deadlock.
     for is_active, delta in sorted(changes.items()):
         if delta:
-            connection.execute(
-                update(model_counts)
-                .where(model_counts.c.is_active == is_active)
-                .values(models=model_counts.c.models + delta)
-            )
+            connection.execute(_COUNT, {"counted": is_active, "delta": delta})
+
+
+# Built once: a change runs several of these, and building a statement costs
+# more than running it. (A model's key is the bound parameter "model_id".)
+_MODEL_KEY: BindParameter[str] = bindparam("model_id")
+_UPDATE_MODEL = update(models).where(models.c.id == _MODEL_KEY)  # SET: the other parameters
+_DELETE_MODEL = delete(models).where(models.c.id == _MODEL_KEY)
+_DELETE_GRANTS = delete(model_grants).where(model_grants.c.model_id == _MODEL_KEY)
+_INSERT_GRANTS = insert(model_grants)
+_DELETE_WORDS = delete(model_words).where(model_words.c.model_id == _MODEL_KEY)
+_INSERT_WORDS = insert(model_words)
+_INSERT_VERSION = insert(model_versions)
+_COUNT = (
+    update(model_counts)
+    .where(model_counts.c.is_active == bindparam("counted"))
+    .values(models=model_counts.c.models + bindparam("delta"))
+)
 
 
 # -- reading ------------------------------------------------------------------------
@@ -360,17 +376,57 @@ _VERSION = select(model_versions).where(
 )
 
 
-def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
-    query = _MODEL_WITH_GRANTS_FOR_UPDATE if for_update else _MODEL_WITH_GRANTS
-    rows = connection.execute(query, {"model_id": model_id}).all()
-    if not rows:
-        return None
+_MODELS_WITH_GRANTS = (
+    select(
+        models,
+        model_grants.c.access_type.label("grant_type"),
+        model_grants.c.access_id.label("grant_id"),
+        model_grants.c.permission.label("grant_permission"),
+    )
+    .select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
+    .where(models.c.id.in_(bindparam("model_ids", expanding=True)))
+    .order_by(models.c.id, model_grants.c.position)
+)
+_GROUPS_OF_USERS = select(group_members.c.user_id, group_members.c.group_id).where(
+    group_members.c.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
+def _read_models(
+    connection: Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[Model | None, frozenset[str]]]:
+    """GetModel's lookups, (model id, caller's user id) each: every model
+    with its grants in one statement, every caller's groups in another."""
+    model_ids = sorted({model_id for model_id, _ in keys})
+    user_ids = sorted({user_id for _, user_id in keys})
+    rows_of: dict[str, list[Row[Any]]] = {}
+    for row in connection.execute(_MODELS_WITH_GRANTS, {"model_ids": model_ids}):
+        rows_of.setdefault(row.id, []).append(row)
+    groups: dict[str, set[str]] = {}
+    for member in connection.execute(_GROUPS_OF_USERS, {"user_ids": user_ids}):
+        groups.setdefault(member.user_id, set()).add(member.group_id)
+    found = {model_id: _from_rows(rows) for model_id, rows in rows_of.items()}
+    return {
+        (model_id, user_id): (found.get(model_id), frozenset(groups.get(user_id, ())))
+        for model_id, user_id in keys
+    }
+
+
+def _from_rows(rows: Sequence[Row[Any]]) -> Model:
+    """A model from its rows joined with its grants (one per grant, or one
+    without any)."""
     grants = [
         AccessGrant(row.grant_type, row.grant_id, row.grant_permission)
         for row in rows
         if row.grant_type is not None
     ]
     return _model(rows[0], grants)
+
+
+def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
+    query = _MODEL_WITH_GRANTS_FOR_UPDATE if for_update else _MODEL_WITH_GRANTS
+    rows = connection.execute(query, {"model_id": model_id}).all()
+    return _from_rows(rows) if rows else None
 
 
 def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, list[AccessGrant]]:
