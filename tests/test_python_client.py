@@ -207,6 +207,7 @@ def test_a_stopped_server_is_unavailable_after_every_retry(retry_log: RetryLog):
         assert caught.value.attempts == 4
         assert len(retry_log.lines) == 3
         assert all(line.startswith("GetModelRequest: UNAVAILABLE: ") for line in retry_log.lines)
+        assert ADMIN_KEY not in "".join(retry_log.lines)
 
         with pytest.raises(Unavailable) as once:
             client.toggle_model("anything")  # never retried: a retry could flip it back

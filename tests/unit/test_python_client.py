@@ -48,12 +48,11 @@ def every_rpc() -> list[str]:
 
 
 def test_every_rpc_of_every_service_has_a_client_method():
-    rpcs = every_rpc()
-    assert "ModelService/CreateModel" in rpcs and "GroupService/AddGroupMember" in rpcs
-    missing = [
-        rpc for rpc in rpcs if not callable(getattr(Client, snake_case(rpc.split("/")[1]), None))
-    ]
-    assert missing == [], "add a method to clients/python/client.py for each"
+    methods = {rpc: snake_case(rpc.split("/")[1]) for rpc in every_rpc()}
+    assert methods["ModelService/CreateModel"] == "create_model"
+    assert methods["GroupService/AddGroupMember"] == "add_group_member"
+    missing = [rpc for rpc, name in methods.items() if not callable(getattr(Client, name, None))]
+    assert missing == [], f"no method for {missing}: add each to clients/python/client.py"
 
 
 # -- backoff and retries -------------------------------------------------------------
