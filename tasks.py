@@ -7,7 +7,7 @@
     python3 tasks.py bench [ARGS]   benchmark (bench/bench.py --help)
     python3 tasks.py soak [ARGS]    mixed load for a while (bench/soak.py --help)
     python3 tasks.py fuzz           10,000 generated hostile requests per surface
-    python3 tasks.py lint           ruff (lint and format) and mypy (strict on server/)
+    python3 tasks.py lint           ruff (lint, format), mypy --strict (server/, clients/python/)
     python3 tasks.py mutate         mutation score of the rules (tools/mutation.toml); minutes
     python3 tasks.py cli ARGS       any model-registry command (users, keys, ...)
     python3 tasks.py release-contract

@@ -1,6 +1,6 @@
 """A plain `pip install .` (a wheel, not editable) serves both faces from
 any directory: envoy.yaml, the Lua script, the descriptor set and the
-migrations ship inside the package."""
+migrations ship inside the package, and so does the Python client."""
 
 from __future__ import annotations
 
@@ -55,14 +55,18 @@ def test_a_wheel_install_serves_from_another_directory(tmp_path: Path):
         [
             python,
             "-c",
-            "import modelregistry_server, modelregistry; print(modelregistry_server.__file__)",
+            "import modelregistry_server, modelregistry.client as client;"
+            " print(modelregistry_server.__file__);"
+            " print(client.Client.__module__, client.__file__)",
         ],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
     ).stdout
-    assert installed.startswith(str(site)), installed
+    server_file, client_line = installed.splitlines()
+    assert server_file.startswith(str(site)), installed
+    assert client_line == f"modelregistry.client.client {site}/modelregistry/client/__init__.py"
 
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()

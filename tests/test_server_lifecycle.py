@@ -11,6 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from modelregistry.client import Client as RegistryClient
+from modelregistry.client import Unauthenticated, Unavailable
+
 from spec_examples import minimal
 from support import (
     ADMIN_KEY,
@@ -76,15 +79,14 @@ def test_revocation_takes_effect_within_the_cache_lifetime(database_url_factory:
     registry = start_registry(database_url_factory(), extra_args=("--auth-cache-seconds", "0.5"))
     try:
         key = registry.add_user("bob", can_create=True)
-        with grpc.insecure_channel(registry.grpc_target) as channel:
-            client = Client(channel, key)
-            client.create(minimal("bob-1"))  # the key is now cached
+        with RegistryClient(registry.grpc_target, api_key=key) as client:
+            client.create_model(minimal("bob-1"))  # the key is now cached
             key_id = registry.cli("keys", "list", "--user", "bob").split()[0]
             registry.cli("keys", "revoke", key_id)
             time.sleep(0.6)
-            error = client.create_error(minimal("bob-2"))
-            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert error.details() == "Unauthorized"
+            with pytest.raises(Unauthenticated) as caught:
+                client.create_model(minimal("bob-2"))
+            assert caught.value.message == "Unauthorized"
     finally:
         assert registry.stop() == 0
 
@@ -113,16 +115,15 @@ def test_locked_database_is_unavailable_not_a_hang(database_url_factory: NewData
     url = database_url_factory()
     registry = start_registry(url)
     try:
-        with grpc.insecure_channel(registry.grpc_target) as channel:
-            client = Client(channel, ADMIN_KEY)
-            client.create(minimal("warm"))  # caches the key
-            with database_locked(url):
+        target = registry.grpc_target
+        with RegistryClient(target, api_key=ADMIN_KEY, timeout=30, retries=0) as client:
+            client.create_model(minimal("warm"))  # caches the key
+            with database_locked(url), pytest.raises(Unavailable) as caught:
                 # Not a hang: the server gives up (busy/lock timeout) before
                 # the client's deadline would end the call.
-                error = client.create_error(minimal("blocked"), timeout=30)
-            assert error.code() == grpc.StatusCode.UNAVAILABLE
-            assert error.details() == "Service Unavailable"
-            assert client.create(minimal("after")).id == "after"  # recovers by itself
+                client.create_model(minimal("blocked"))
+            assert caught.value.message == "Service Unavailable"
+            assert client.create_model(minimal("after")).id == "after"  # recovers by itself
     finally:
         registry.stop()
 

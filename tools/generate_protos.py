@@ -75,6 +75,8 @@ def generate(out: Path) -> None:
             while package != tmp:
                 (package / "__init__.py").touch()
                 package = package.parent
+        # PEP 561: the installed package (with the client inside it) is typed.
+        (tmp / "modelregistry" / "py.typed").touch()
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(tmp, out)
