@@ -27,6 +27,7 @@ from modelregistry.client import (
     Backoff,
     Client,
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -114,6 +115,36 @@ def test_model_rpcs_round_trip(admin: Client, unique_id: str):
     with pytest.raises(NotFound) as caught:
         admin.get_model(unique_id)
     assert (caught.value.message, caught.value.reason) == ("Model not found", "MODEL_NOT_FOUND")
+
+
+def test_version_rpcs_round_trip(admin: Client, unique_id: str):
+    first = admin.create_model(minimal(unique_id, name="One"))
+    second = admin.update_model(
+        {"id": unique_id, "name": "Two", "commit_message": "renamed"}, update_mask=["name"]
+    )
+    versions = list(admin.iter_model_versions(unique_id, page_size=1))
+    assert [(v.id, v.number, v.commit_message) for v in versions] == [
+        (second.version_id, 2, "renamed"),
+        (first.version_id, 1, ""),
+    ]
+    assert admin.list_model_versions(unique_id, page=1).versions[0].id == second.version_id
+    assert admin.get_model_version(unique_id, first.version_id).snapshot.name == "One"
+
+    restored = admin.restore_model_version(unique_id, first.version_id, "back")
+    assert restored.name == "One" and restored.version_id not in (
+        first.version_id,
+        second.version_id,
+    )
+    assert admin.delete_model_version(unique_id, second.version_id) is True
+    with pytest.raises(NotFound) as caught:
+        admin.get_model_version(unique_id, second.version_id)
+    assert (caught.value.message, caught.value.reason) == (
+        "Model version not found",
+        "MODEL_VERSION_NOT_FOUND",
+    )
+    with pytest.raises(FailedPrecondition) as current:
+        admin.delete_model_version(unique_id, restored.version_id)
+    assert current.value.message == "Cannot delete the current version"
 
 
 def test_group_rpcs_round_trip(admin: Client, unique_id: str):

@@ -13,6 +13,7 @@ from .client import Client
 from .errors import (
     AlreadyExists,
     DeadlineExceeded,
+    FailedPrecondition,
     FieldViolation,
     Internal,
     InvalidArgument,
@@ -30,6 +31,7 @@ __all__ = [
     "Backoff",
     "Client",
     "DeadlineExceeded",
+    "FailedPrecondition",
     "FieldViolation",
     "Internal",
     "InvalidArgument",

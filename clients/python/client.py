@@ -208,6 +208,69 @@ class Client:
         request = pb.DeleteModelRequest(id=model_id)
         return self._call(self._models.DeleteModel, request).value
 
+    # -- versions ----------------------------------------------------------------------
+
+    def list_model_versions(
+        self, model_id: str, *, page_size: int = 0, page_token: str = "", page: int = 0
+    ) -> pb.ListModelVersionsResponse:
+        """One page of the model's history, newest first; see iter_model_versions."""
+        request = pb.ListModelVersionsRequest(
+            id=model_id, page_size=page_size, page_token=page_token, page=page
+        )
+        return self._call(self._models.ListModelVersions, request)
+
+    def iter_model_versions(
+        self, model_id: str, *, page_size: int = 0
+    ) -> Iterator[pb.ModelVersion]:
+        """Every version of the model, newest first, page after page."""
+        token = ""
+        while True:
+            page = self.list_model_versions(model_id, page_size=page_size, page_token=token)
+            yield from page.versions
+            token = page.next_page_token
+            if not token:
+                return
+
+    def get_model_version(self, model_id: str, version_id: str) -> pb.ModelVersion:
+        request = pb.GetModelVersionRequest(id=model_id, version_id=version_id)
+        return self._call(self._models.GetModelVersion, request)
+
+    def restore_model_version(
+        self, model_id: str, version_id: str, commit_message: str | None = None
+    ) -> pb.Model:
+        # Never retried: each restore that was applied records one more version.
+        request = pb.RestoreModelVersionRequest(
+            id=model_id, version_id=version_id, commit_message=commit_message
+        )
+        return self._call(self._models.RestoreModelVersion, request, retry=False)
+
+    def delete_model_version(self, model_id: str, version_id: str) -> bool:
+        request = pb.DeleteModelVersionRequest(id=model_id, version_id=version_id)
+        return self._call(self._models.DeleteModelVersion, request).value
+
+    # -- export and import -------------------------------------------------------------
+
+    def export_models(self, ids: Iterable[str] = ()) -> pb.ExportModelsResponse:
+        """Every model the caller may read, or those of `ids`."""
+        return self._call(self._models.ExportModels, pb.ExportModelsRequest(ids=list(ids)))
+
+    def import_models(
+        self,
+        models: Iterable[Mapping[str, Any]],
+        *,
+        on_conflict: str = "",
+        dry_run: bool = False,
+        format_version: int = 0,
+    ) -> pb.ImportModelsResponse:
+        """Import records (JSON objects); safe to retry: a record already
+        imported is unchanged the second time."""
+        request = pb.ImportModelsRequest(
+            on_conflict=on_conflict, dry_run=dry_run, format_version=format_version
+        )
+        for record in models:
+            json_format.ParseDict(dict(record), request.models.add())
+        return self._call(self._models.ImportModels, request)
+
     # -- GroupService (admins) -------------------------------------------------------
 
     def create_group(self, group_id: str, name: str = "") -> gpb.Group:

@@ -73,6 +73,13 @@ class AlreadyExists(RegistryError):
     CODE = grpc.StatusCode.ALREADY_EXISTS
 
 
+class FailedPrecondition(RegistryError):
+    """The call cannot be made in the resource's state (deleting the
+    current version)."""
+
+    CODE = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class PermissionDenied(RegistryError):
     CODE = grpc.StatusCode.PERMISSION_DENIED
 
