@@ -429,14 +429,16 @@ def _load(connection: Connection, model_id: str, *, for_update: bool = False) ->
     return _from_rows(rows) if rows else None
 
 
+_GRANTS_OF = (
+    select(model_grants)
+    .where(model_grants.c.model_id.in_(bindparam("model_ids", expanding=True)))
+    .order_by(model_grants.c.model_id, model_grants.c.position)
+)
+
+
 def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, list[AccessGrant]]:
     grants: dict[str, list[AccessGrant]] = {}
-    rows = connection.execute(
-        select(model_grants)
-        .where(model_grants.c.model_id.in_(model_ids))
-        .order_by(model_grants.c.model_id, model_grants.c.position)
-    )
-    for row in rows:
+    for row in connection.execute(_GRANTS_OF, {"model_ids": list(model_ids)}):
         grants.setdefault(row.model_id, []).append(
             AccessGrant(row.access_type, row.access_id, row.permission)
         )
