@@ -68,6 +68,7 @@ class _Replicas:
                 self._settings.grpc_host,
                 "--port",
                 str(port),
+                *_metrics_args(self._settings.metrics_port, number),
                 *self._child_args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -131,6 +132,14 @@ class _Replicas:
             if replica.forwarder is not None:
                 await replica.forwarder
             self.exit_codes.append(code)
+
+
+def _metrics_args(metrics_port: int | None, number: int) -> list[str]:
+    """Replica i serves its metrics on metrics_port+i-1 (0: a free port each)."""
+    if metrics_port is None:
+        return []
+    port = 0 if metrics_port == 0 else metrics_port + number - 1
+    return ["--metrics-port", str(port)]
 
 
 async def _supervise(
