@@ -1,7 +1,8 @@
 """What an operator sees of the running service: the Prometheus metrics of
 `serve --metrics-port`, one log line per call, an outage logged once when it
 begins and once when it ends, and no lines that read like faults when
-nothing is wrong (a taken id on PostgreSQL, an over-size HTTP body)."""
+nothing is wrong (a taken id on PostgreSQL, an over-size HTTP body); log
+lines are buffered, yet come out while the server runs, warnings at once."""
 
 from __future__ import annotations
 
@@ -386,7 +387,10 @@ class Child:
             "logs.configure_logging('info', 'text')\n"
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-c", prelude + script], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", prelude + script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -407,10 +411,11 @@ class Child:
         self.process.wait()
 
 
-def test_buffered_lines_are_written_within_the_flush_period():
-    child = Child("logging.info('one'); time.sleep(30)")
+def test_a_buffered_line_is_written_while_the_process_runs():
+    child = Child("logging.info('one'); print('logged', flush=True); time.sleep(30)")
     try:
-        line = child.next_line(5 + logs.FLUSH_SECONDS)
+        assert child.process.stdout.readline() == "logged\n"
+        line = child.next_line(2 + logs.FLUSH_SECONDS)
     finally:
         child.stop()
     assert line is not None and line.endswith(" INFO root: one\n")
@@ -418,10 +423,12 @@ def test_buffered_lines_are_written_within_the_flush_period():
 
 def test_a_warning_is_written_at_once_with_what_waited_before_it():
     child = Child(  # the flusher sleeps past the test
-        "logging.info('held'); time.sleep(2); logging.warning('now'); time.sleep(30)",
+        "logging.info('held'); print('logged', flush=True); time.sleep(2)\n"
+        "logging.warning('now'); time.sleep(30)",
         flush_seconds=60,
     )
     try:
+        assert child.process.stdout.readline() == "logged\n"
         held = child.next_line(1)
         lines = [child.next_line(10), child.next_line(1)]
     finally:
