@@ -6,7 +6,6 @@ else from the defaults in config.py."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from .domain.errors import DomainError
 from .domain.groups import OPERATOR
 from .domain.models import ROLE_USER, ROLES
 from .domain.stores import StorageUnavailable
+from .logs import LOG_FORMATS, configure_logging
 from .storage.database import is_sqlite
 from .storage.migrations import upgrade
 
@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         default=_env("LOG_LEVEL", "info"),
         help="(env MODEL_REGISTRY_LOG_LEVEL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_env("LOG_FORMAT", "text"),
+        help="one line per record, as text or as a JSON object"
+        " (env MODEL_REGISTRY_LOG_FORMAT; default %(default)s)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -103,6 +110,14 @@ def _parser() -> argparse.ArgumentParser:
         " (env MODEL_REGISTRY_REPLICAS; default %(default)s)",
     )
     serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=os.environ.get("MODEL_REGISTRY_METRICS_PORT"),
+        help="serve Prometheus metrics on http://HOST:PORT/metrics, HOST being --host; with"
+        " --replicas, replica i on PORT+i-1 (0: free ports) (env MODEL_REGISTRY_METRICS_PORT;"
+        " default off)",
+    )
+    serve.add_argument(
         "--envoy-admin-port",
         type=int,
         default=None,
@@ -152,10 +167,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # `serve` says what it migrated
+    configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "serve":
             return _serve(args)
@@ -207,6 +219,7 @@ def _serve(args: argparse.Namespace) -> int:
         grpc_host=args.host,
         grpc_port=args.port,
         auth_cache_seconds=args.auth_cache_seconds,
+        metrics_port=args.metrics_port,
         # Whatever Envoy lets through must fit in one gRPC message.
         max_message_bytes=max(config.DEFAULT_MAX_MESSAGE_BYTES, args.max_body_bytes * 2),
         keep_versions=args.keep_versions,
@@ -223,7 +236,9 @@ def _serve(args: argparse.Namespace) -> int:
     admin_key = os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None
     if args.replicas == 1:
         return serve(settings, envoy, admin_key)
-    os.environ["MODEL_REGISTRY_LOG_LEVEL"] = args.log_level  # replicas log alike
+    # Replicas log alike.
+    os.environ["MODEL_REGISTRY_LOG_LEVEL"] = args.log_level
+    os.environ["MODEL_REGISTRY_LOG_FORMAT"] = args.log_format
     child_args = [
         "--auth-cache-seconds",
         str(args.auth_cache_seconds),

@@ -25,6 +25,8 @@ class Settings:
     database_threads: int = 8
     # Largest gRPC message the server accepts (RESOURCE_EXHAUSTED above).
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # Port of the Prometheus metrics (/metrics) on grpc_host; None: not served.
+    metrics_port: int | None = None
     # Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace_seconds: float = 5.0
     # Versions each model keeps (the newest, the current one always among

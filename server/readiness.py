@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 GRPC_LISTENING = "gRPC listening on"
 HTTP_LISTENING = "HTTP/JSON (Envoy) listening on"
+METRICS_LISTENING = "Prometheus metrics on"
 _GRPC_LISTENING_LINE = re.compile(rf"{re.escape(GRPC_LISTENING)} (\S+):(\d+)$")
 
 
@@ -22,6 +23,10 @@ def listening_line(host: str, port: int) -> str:
 
 def http_listening_line(host: str, port: int) -> str:
     return f"{HTTP_LISTENING} http://{host}:{port}"
+
+
+def metrics_listening_line(host: str, port: int) -> str:
+    return f"{METRICS_LISTENING} http://{host}:{port}/metrics"
 
 
 def parse_listening(line: str) -> Address | None:

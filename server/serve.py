@@ -12,7 +12,8 @@ from .bootstrap import prepare_database
 from .config import Settings
 from .envoy import EnvoyOptions, EnvoyProcess
 from .lifecycle import run, say, stop_on_signals
-from .readiness import http_listening_line, listening_line
+from .metrics_endpoint import serve_metrics
+from .readiness import http_listening_line, listening_line, metrics_listening_line
 from .transport.server import create_server, mark_serving
 
 
@@ -32,6 +33,14 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         app = build_app(settings)
         stack.callback(app.close)
+        if settings.metrics_port is not None:
+            try:
+                metrics = serve_metrics(settings.grpc_host, settings.metrics_port)
+            except OSError as error:  # a taken port: say so and stop
+                say(f"metrics did not start: {error}")
+                return 1
+            stack.callback(metrics.stop)
+            say(metrics_listening_line(settings.grpc_host, metrics.port))
         server, port, health = create_server(
             settings, app.registry, app.groups, app.authenticator, app.executor
         )

@@ -72,10 +72,10 @@ class _Replicas:
         for number in range(1, count + 1):
             port = 0 if self._settings.grpc_port == 0 else self._settings.grpc_port + number - 1
             replica = _Replica(number, port)
-            replica.follow(await self._launch(port))
+            replica.follow(await self._launch(port, number))
             self.members.append(replica)
 
-    async def _launch(self, port: int) -> asyncio.subprocess.Process:
+    async def _launch(self, port: int, number: int) -> asyncio.subprocess.Process:
         environment = {**os.environ, "MODEL_REGISTRY_DATABASE_URL": self._settings.database_url}
         environment.pop("MODEL_REGISTRY_ADMIN_KEY", None)  # the admin exists by now
         return await asyncio.create_subprocess_exec(
@@ -90,6 +90,7 @@ class _Replicas:
             self._settings.grpc_host,
             "--port",
             str(port),
+            *_metrics_args(self._settings.metrics_port, number),
             *self._child_args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -163,7 +164,7 @@ class _Replicas:
             if not await self._unless_closing(asyncio.sleep(delay)):
                 break
             try:
-                replica.follow(await self._launch(replica.port))
+                replica.follow(await self._launch(replica.port, replica.number))
             except OSError as error:  # e.g. no memory or processes left to fork
                 say(f"replica {replica.number} could not be restarted ({error}); stopping")
                 return 1
@@ -229,6 +230,14 @@ class _Replicas:
                 code = await replica.process.wait()
             await replica.forwarder
             self.exit_codes.append(code)
+
+
+def _metrics_args(metrics_port: int | None, number: int) -> list[str]:
+    """Replica i serves its metrics on metrics_port+i-1 (0: a free port each)."""
+    if metrics_port is None:
+        return []
+    port = 0 if metrics_port == 0 else metrics_port + number - 1
+    return ["--metrics-port", str(port)]
 
 
 async def _supervise(

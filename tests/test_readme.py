@@ -224,3 +224,22 @@ def test_versions_walkthrough(database_url_factory):
         assert "next_page_token" not in page  # the first version is gone: no more
     finally:
         assert registry.stop() == 0
+
+
+def test_metrics_walkthrough_and_example(tmp_path: Path):
+    registry = start_registry(f"sqlite:///{tmp_path / 'r.db'}", extra_args=("--metrics-port", "0"))
+    try:
+        port = re.search(r"Prometheus metrics on http://\S+:(\d+)/", "".join(registry.output))[1]
+        # As in the example: two creates, the same id again and a GetModel.
+        _, _, create, duplicate, _ = walkthrough("grpcurl")
+        another, get = walkthrough("registry-grpcurl")[:2]
+        for command in (create, duplicate, another, get):
+            run(command, registry)
+        [scrape] = walkthrough("metrics")
+        result = run(scrape.replace("localhost:9464", f"127.0.0.1:{port}"), registry)
+    finally:
+        assert registry.stop() == 0
+    assert result.returncode == 0, result.stderr
+    example = re.search(r"<!-- metrics example .*?-->\n```text\n(.*?)```", README.read_text(), re.S)
+    assert example
+    assert result.stdout.splitlines() == example[1].splitlines()

@@ -27,7 +27,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "envoy.yaml"
 DESCRIPTOR_SET = Path(modelregistry.__file__).resolve().parent / "modelregistry.binpb"
 
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
-BODY_LIMIT = "envoy.filters.http.body_size_limit"
+BODY_LIMIT = "envoy.filters.http.buffer"
 ERROR_SHAPING = "envoy.filters.http.lua"
 READY_TIMEOUT_SECONDS = 20.0
 PR_SET_PDEATHSIG = 1
@@ -86,7 +86,7 @@ def render_config(options: EnvoyOptions, endpoints: Sequence[tuple[str, int]]) -
         typed = http_filter.get("typed_config", {})
         if http_filter["name"] == TRANSCODER:
             typed["proto_descriptor"] = str(DESCRIPTOR_SET)
-            # body_size_limit must stay the only request cap.
+            # The buffer filter (BODY_LIMIT) must stay the only request cap.
             typed["max_request_body_size"] = max(
                 typed.get("max_request_body_size", 0), options.max_body_bytes
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from ..domain.stores import DuplicateKey, StorageUnavailable
+from .metrics import DATABASE_ERRORS
+from .outage import DATABASE, OutageWatch
 
 # How long one statement may wait for a lock (SQLite) or run (PostgreSQL)
 # before the call fails with UNAVAILABLE: well inside Envoy's 15 s route
@@ -36,6 +39,27 @@ _json_dumps = functools.partial(
 )
 
 
+class _PipelineAbortEcho(logging.Filter):
+    """Drops psycopg's warning "error ignored terminating <psycopg.Pipeline
+    [INERROR]>: pipeline aborted". executemany runs in a pipeline, so a
+    taken id in a batch of creates (writer.py) aborts it; the statement's own
+    error (a unique violation) is raised and handled, and the aborted
+    pipeline met on leaving it is only its echo. Every other psycopg record
+    passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (
+            record.msg == "error ignored terminating %r: %s"
+            and isinstance(args, tuple)
+            and len(args) == 2
+            and type(args[1]).__name__ == "PipelineAborted"
+        )
+
+
+PIPELINE_ABORT_ECHO = _PipelineAbortEcho()
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -51,6 +75,7 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         set_up_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        logging.getLogger("psycopg").addFilter(PIPELINE_ABORT_ECHO)  # once: filters are a set
         options["connect_args"] = {
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             # Server-side limits for every statement of this pool: a lock or a
@@ -132,19 +157,34 @@ def _enable_wal(dbapi_connection: Any, timeout_seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn driver errors the domain cares about into its storage errors."""
+def translate_errors(calls: int = 1, watch: OutageWatch = DATABASE) -> Iterator[None]:
+    """Turn driver errors the domain cares about into its storage errors,
+    counting the others, and tell `watch` whether the database answered
+    (`calls`: how many calls an outage refuses by failing this block)."""
+    began = watch.clock()
     try:
         yield
     except exc.IntegrityError as error:
         if is_unique_violation(error):
+            watch.answered(began)
             raise DuplicateKey(str(error.orig)) from error
+        DATABASE_ERRORS.labels(error_class(error)).inc()
         raise
     except exc.SQLAlchemyError as error:
+        DATABASE_ERRORS.labels(error_class(error)).inc()
         if not is_outage(error):
             raise
+        original = error.orig if isinstance(error, exc.DBAPIError) else None
+        watch.failed(began, original or error, calls)
         cause = error.orig if isinstance(error, exc.OperationalError) else error
         raise StorageUnavailable(type(cause).__name__) from error
+    watch.answered(began)
+
+
+def error_class(error: exc.SQLAlchemyError) -> str:
+    """The driver's class (sqlite3's or psycopg's) where there is one."""
+    original = getattr(error, "orig", None)
+    return type(original if isinstance(original, Exception) else error).__name__
 
 
 def is_outage(error: exc.SQLAlchemyError) -> bool:

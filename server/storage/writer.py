@@ -13,7 +13,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine, exc
 
 from ..domain.stores import DuplicateKey
-from .database import is_outage, is_unique_violation, translate_errors
+from .database import error_class, is_outage, is_unique_violation, translate_errors
+from .metrics import CREATE_BATCH_SIZE, DATABASE_ERRORS
 
 Item = TypeVar("Item")
 _STOP = object()
@@ -82,9 +83,11 @@ class BatchWriter(Generic[Item]):
         # Items in key order: concurrent batches (other replicas) then take
         # the unique-index locks in the same order and cannot deadlock.
         batch.sort(key=lambda entry: self._order(entry[0]))
+        CREATE_BATCH_SIZE.observe(len(batch))
         failures: dict[int, BaseException] = {}
         try:
-            with translate_errors(), self._engine.begin() as connection:
+            # An outage fails every call of the batch.
+            with translate_errors(calls=len(batch)), self._engine.begin() as connection:
                 try:
                     # The common case: every item is new, one statement per table.
                     with connection.begin_nested():
@@ -122,5 +125,6 @@ class BatchWriter(Generic[Item]):
                 if isinstance(error, exc.IntegrityError) and is_unique_violation(error):
                     failures[index] = DuplicateKey(str(error.orig))
                 else:
+                    DATABASE_ERRORS.labels(error_class(error)).inc()
                     failures[index] = error  # this row's own fault: INTERNAL for it alone
         return failures

@@ -1,5 +1,6 @@
 """Wraps every call of ModelService and GroupService: authenticates the
-caller, and turns the errors a call raises into google.rpc.Status replies."""
+caller, turns the errors a call raises into google.rpc.Status replies, and
+records the call's metrics and log line (telemetry.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..domain.errors import DomainError, FieldViolation, InvalidArgument
 from ..domain.models import Principal
 from ..domain.validation import MAX_JSON_DEPTH
 from .status import internal_status, status_for
+from .telemetry import CallRecorder
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +68,10 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
             raise NotImplementedError("only unary ModelService methods are served")
         # The request is decoded inside the guard, so that a malformed or
         # too deeply nested message is INVALID_ARGUMENT, not UNKNOWN.
+        recorder = CallRecorder(details.method.rpartition("/")[2])
         wrapped = grpc.unary_unary_rpc_method_handler(
             # grpc.aio handlers are coroutines, though the stubs type them as sync.
-            self._wrap(handler.unary_unary, handler.request_deserializer),  # type: ignore[arg-type]
+            self._wrap(recorder, handler.unary_unary, handler.request_deserializer),  # type: ignore[arg-type]
             response_serializer=handler.response_serializer,
         )
         self._wrapped[details.method] = wrapped  # built once per method, not per call
@@ -76,37 +79,46 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def _wrap(
         self,
+        recorder: CallRecorder,
         behavior: Callable[[Any, Context], Awaitable[Any]],
         deserialize: Callable[[bytes], Any],
     ) -> Callable[[bytes, Context], Awaitable[Any]]:
         async def guarded(raw_request: bytes, context: Context) -> Any:
+            began = recorder.started()
+            authorization, request_id = _read_metadata(context)
+            caller: Principal | None = None
+            code = grpc.StatusCode.OK
             try:
-                caller = await self._authenticate(context)
                 try:
-                    request = deserialize(raw_request)
-                except DecodeError:
-                    raise InvalidArgument([UNDECODABLE]) from None
-                token = _caller.set(caller)
-                try:
-                    return await behavior(request, context)
-                finally:
-                    _caller.reset(token)
-            except DomainError as error:
-                status = status_for(error)
-            except Exception:
-                log.exception("unexpected error in %s", behavior.__qualname__)
-                status = internal_status()
-            reply = rpc_status.to_status(status)
-            await context.abort(reply.code, reply.details, reply.trailing_metadata)
+                    caller = await self._authenticate(authorization)
+                    try:
+                        request = deserialize(raw_request)
+                    except DecodeError:
+                        raise InvalidArgument([UNDECODABLE]) from None
+                    token = _caller.set(caller)
+                    try:
+                        return await behavior(request, context)
+                    finally:
+                        _caller.reset(token)
+                except DomainError as error:
+                    status = status_for(error)
+                except Exception:
+                    log.exception("unexpected error in %s", behavior.__qualname__)
+                    status = internal_status()
+                reply = rpc_status.to_status(status)
+                code = reply.code
+                await context.abort(reply.code, reply.details, reply.trailing_metadata)
+            except asyncio.CancelledError:  # the client gave up, or its deadline passed
+                code = grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                recorder.finished(
+                    began, code, caller.user_id if caller is not None else None, request_id
+                )
 
         return guarded
 
-    async def _authenticate(self, context: Context) -> Principal:
-        authorization = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and isinstance(value, str):
-                authorization = value
-                break
+    async def _authenticate(self, authorization: str | None) -> Principal:
         caller = self._authenticator.cached(authorization)
         if caller is None:
             loop = asyncio.get_running_loop()
@@ -114,3 +126,15 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
                 self._executor, self._authenticator.authenticate, authorization
             )
         return caller
+
+
+def _read_metadata(context: Context) -> tuple[str | None, str | None]:
+    """The call's authorization and x-request-id (Envoy forwards one with
+    every request, and a gRPC client may send its own)."""
+    authorization = request_id = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and authorization is None and isinstance(value, str):
+            authorization = value
+        elif key == "x-request-id" and request_id is None and isinstance(value, str):
+            request_id = value
+    return authorization, request_id

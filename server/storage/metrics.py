@@ -1,0 +1,24 @@
+"""The storage's Prometheus metrics (served by `serve --metrics-port`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CREATE_BATCH_SIZE = Histogram(
+    "modelregistry_create_batch_size",
+    "Creates the group-commit writer committed in one transaction, per batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+DATABASE_ERRORS = Counter(
+    "modelregistry_database_errors",
+    "Database errors other than a taken id, by the driver's error class",
+    ("error",),
+)
+DATABASE_AVAILABLE = Gauge(
+    "modelregistry_database_available",
+    "0 from a call the database failed (an outage) until one it answers again, else 1",
+)
+DATABASE_AVAILABLE.set(1)
+DATABASE_OUTAGES = Counter(
+    "modelregistry_database_outages", "Outages that began: each is logged when it begins and ends"
+)
