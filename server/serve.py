@@ -33,7 +33,7 @@ async def _serve(
         app = build_app(settings)
         stack.callback(app.close)
         server, port, health = create_server(
-            settings, app.registry, app.groups, app.authenticator, app.executor
+            settings, app.registry, app.transfer, app.groups, app.authenticator, app.executor
         )
         await server.start()
         stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)
