@@ -17,10 +17,10 @@ from typing import Any
 from tqdm import tqdm
 
 from .app import open_transfer
-from .domain.errors import UserNotFound
+from .domain.errors import ServiceUnavailable, UserNotFound
 from .domain.models import Principal
 from .domain.records import FORMAT, FORMAT_VERSION, FileRefused, file_records
-from .domain.stores import StorageUnavailable, UserStore
+from .domain.stores import UserStore
 from .domain.transfer import (
     CONFLICT_MODES,
     FAILED,
@@ -128,14 +128,15 @@ def import_models(args: argparse.Namespace) -> int:
                     format_version=format_version,
                     dry_run=args.dry_run,
                 )
-            except StorageUnavailable:
+            except ServiceUnavailable as error:
                 progress.close()
+                done = "" if args.dry_run else ", every record before it is imported"
                 print(
-                    f"model-registry: stopped at record {start}: every record before it is"
-                    " imported; run the same import again to go on",
+                    f"model-registry: database unavailable ({error.__cause__}): stopped at"
+                    f" record {start}{done}; run the same import again to go on",
                     file=sys.stderr,
                 )
-                raise
+                return 1
             for result in report.results:
                 counts[result.outcome] += 1
                 _say(replace(result, index=start + result.index), args.dry_run, progress)

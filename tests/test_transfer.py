@@ -29,7 +29,7 @@ from registry_support import (
     refused,
     rpc_error,
 )
-from support import query, start_registry
+from support import database_locked, query, start_registry
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OPEN_WEBUI_EXPORT = FIXTURES / "openwebui-0.12.4-models-export.json"
@@ -369,6 +369,18 @@ def test_a_bad_import_request_is_refused_whole(
     assert (
         query(web.registry.database_url, f"SELECT id FROM models WHERE id LIKE '{prefix}-%'") == []
     )
+
+
+def test_an_import_while_the_database_is_locked_is_unavailable_and_writes_nothing(
+    web: Registered,
+):
+    model_id = fresh("locked")
+    with database_locked(web.registry.database_url):
+        reply = web.callers["author"].on(GRPC).import_models([model(model_id)])
+    assert reply == Reply("UNAVAILABLE", {"detail": "Service Unavailable"}, "DATABASE_UNAVAILABLE")
+    assert query(web.registry.database_url, f"SELECT id FROM models WHERE id = '{model_id}'") == []
+    again = web.callers["author"].on(GRPC).import_models([model(model_id)])
+    assert again.body["created"] == 1
 
 
 # -- what an export holds -------------------------------------------------------------

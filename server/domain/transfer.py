@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,11 +24,12 @@ from .errors import (
     ModelIdTaken,
     ModelNotFound,
     PermissionDenied,
+    ServiceUnavailable,
 )
 from .listing import Visibility
 from .models import ROLE_ADMIN, JsonObject, Model, Principal
 from .records import FORMAT_VERSION, RecordRefused, read_record, record_id
-from .stores import ImportPlan, TransferStore
+from .stores import ImportPlan, StorageUnavailable, TransferStore
 from .validation import build_model
 from .versions import new_version_id, snapshot_of
 
@@ -166,6 +168,12 @@ class ModelTransfer:
         page holds at most page_size models and `budget` by `measure`, but
         at least one; a whole export (page_size 0) over `budget` is
         ExportTooLarge."""
+        with _available():
+            return self._export(caller, query, measure, budget)
+
+    def _export(
+        self, caller: Principal, query: ExportQuery, measure: Callable[[Model], int], budget: int
+    ) -> ExportPage:
         everything = caller.role == ROLE_ADMIN
         groups = frozenset() if everything else self._store.groups_of(caller.user_id)
         visibility = Visibility(
@@ -238,10 +246,19 @@ class ModelTransfer:
             return plan
 
         ids = [model_id for model_id in map(record_id, records) if model_id]
-        taken = self._store.import_batch(ids, caller.user_id, decide, write=not dry_run)
+        with _available():
+            taken = self._store.import_batch(ids, caller.user_id, decide, write=not dry_run)
         return ImportReport(
             [_taken(result) if result.id in taken else result for result in results]
         )
+
+
+@contextlib.contextmanager
+def _available() -> Iterator[None]:
+    try:
+        yield
+    except StorageUnavailable as error:
+        raise ServiceUnavailable() from error
 
 
 def _taken(result: ImportResult) -> ImportResult:

@@ -16,10 +16,11 @@ from modelregistry_server.domain.errors import (
     InvalidArgument,
     ModelNotFound,
     PermissionDenied,
+    ServiceUnavailable,
 )
 from modelregistry_server.domain.listing import Visibility
 from modelregistry_server.domain.models import AccessGrant, Model, Principal
-from modelregistry_server.domain.stores import ImportDecision, ImportPlan
+from modelregistry_server.domain.stores import ImportDecision, ImportPlan, StorageUnavailable
 from modelregistry_server.domain.transfer import (
     ExportPage,
     ExportQuery,
@@ -528,3 +529,15 @@ def test_results_count_by_outcome():
         ]
     )
     assert [report.count(o) for o in ("created", "updated", "failed")] == [2, 0, 1]
+
+
+def test_a_database_that_does_not_answer_is_service_unavailable(transfer, store):
+    def unavailable(*_args: Any, **_kwargs: Any) -> Any:
+        raise StorageUnavailable("OperationalError")
+
+    store.import_batch = unavailable  # type: ignore[method-assign]
+    store.export = unavailable  # type: ignore[method-assign]
+    with pytest.raises(ServiceUnavailable):
+        transfer.import_models(AUTHOR, [record("a")])
+    with pytest.raises(ServiceUnavailable):
+        whole(transfer, ADMIN)
