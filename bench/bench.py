@@ -17,8 +17,11 @@ non-admin user may read 300) and measures, on the same server:
     non-admin), the same reads and CreateModel over gRPC again;
   - the server's RSS at start, after warm-up and at the end;
 and sums up each read row: SEED stored vs empty-ish, non-admin vs admin,
-reads vs creates. --rows runs only some groups of rows (create, json, read,
-json-read). gRPC load comes from Python grpc.aio clients in one process per
+reads vs creates. The import rows (bench/transfer_bench.py), first, on a
+quiet machine: `model-registry import` of 100,000 models into an empty
+database, the same file again, and `model-registry export`. --rows runs only
+some groups of rows (create, json, read, json-read, import; import alone
+starts no server). gRPC load comes from Python grpc.aio clients in one process per
 core; HTTP load from wrk (Debian package `wrk`; installed with apt-get when
 missing and running as root)"""
 
@@ -48,6 +51,7 @@ from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # for ports.py, which the tests use too
 import seeding  # noqa: E402
+import transfer_bench  # noqa: E402
 
 from ports import free_port  # noqa: E402
 
@@ -492,7 +496,8 @@ def print_summary(empty: Reads, full: Reads, creates: tuple[Load | None, Load | 
         print(f"{name:<56}{load.rate:>10,.0f}{rate_after:>11}{change:>9}{ratio:>17}{versus:>15}")
 
 
-GROUPS = ("create", "json", "read", "json-read")
+GROUPS = ("create", "json", "read", "json-read", "import")
+IMPORTED = 100_000  # models of the import rows (--quick: 10,000)
 
 
 def main() -> None:
@@ -506,8 +511,8 @@ def main() -> None:
         "--rows",
         default=",".join(GROUPS),
         help="groups of rows to run, comma-separated: create (gRPC creates), json (JSON"
-        " creates), read (gRPC reads), json-read (JSON reads); default all. Health/Check"
-        " always runs",
+        " creates), read (gRPC reads), json-read (JSON reads), import (model-registry import"
+        " and export of 100,000 models); default all. Health/Check runs with any but import",
     )
     args = parser.parse_args()
     if args.quick:
@@ -515,6 +520,14 @@ def main() -> None:
     groups = set(args.rows.split(","))
     if not groups <= set(GROUPS):
         parser.error(f"--rows: groups are {', '.join(GROUPS)}")
+    transfers = []
+    if "import" in groups:
+        with tempfile.TemporaryDirectory(prefix="model-registry-bench-") as scratch:
+            count = 10_000 if args.quick else IMPORTED
+            transfers = transfer_bench.measure_transfer(count, Path(scratch))
+        if groups == {"import"}:
+            print_transfers(transfers)
+            return
     wrk = ensure_wrk() if groups & {"json", "json-read"} else None
     processes = os.cpu_count() or 2
     creates = {"empty": None, "full": None}
@@ -654,6 +667,16 @@ def main() -> None:
     )
     if empty and full:
         print_summary(empty, full, (creates["empty"], creates["full"]))
+    if transfers:
+        print_transfers(transfers)
+
+
+def print_transfers(runs: list[transfer_bench.Run]) -> None:
+    print()
+    print(f"export and import, SQLite, {runs[0].models:,} models, one run each")
+    print("{:<56}{:>12}{:>12}".format("measure", "models/s", "seconds"))
+    for run in runs:
+        print(f"{run.name:<56}{run.rate:>12,.0f}{run.seconds:>12.1f}")
 
 
 if __name__ == "__main__":

@@ -15,22 +15,26 @@ from .domain.accounts import Accounts
 from .domain.auth import Authenticator
 from .domain.groups import GroupAdmin
 from .domain.registry import ModelRegistry
+from .domain.transfer import ModelTransfer
 from .storage.database import create_database_engine
 from .storage.groups import GroupRepository
 from .storage.models import ModelRepository
 from .storage.repositories import ApiKeyRepository, UserRepository
 from .storage.retention import VersionPruner
+from .storage.transfer import TransferRepository
 
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """What serving requests needs: the registry, the groups, the
-    authenticator, and the threads that wait on the database for them."""
+    """What serving requests needs: the registry, export and import, the
+    groups, the authenticator, and the threads that wait on the database
+    for them."""
 
     engine: Engine
     executor: ThreadPoolExecutor
     models: ModelRepository
     registry: ModelRegistry
+    transfer: ModelTransfer
     groups: GroupAdmin
     authenticator: Authenticator
     pruner: VersionPruner | None  # with --keep-versions; serve runs it
@@ -55,6 +59,7 @@ def build_app(settings: Settings) -> App:
         executor=executor,
         models=models,
         registry=ModelRegistry(models),
+        transfer=ModelTransfer(TransferRepository(engine)),
         groups=GroupAdmin(GroupRepository(engine), UserRepository(engine)),
         authenticator=Authenticator(
             ApiKeyRepository(engine), cache_seconds=settings.auth_cache_seconds
@@ -70,6 +75,17 @@ def open_accounts(database_url: str) -> Iterator[Accounts]:
     engine = create_database_engine(database_url, pool_size=1)
     try:
         yield Accounts(UserRepository(engine), ApiKeyRepository(engine))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def open_transfer(database_url: str) -> Iterator[tuple[ModelTransfer, UserRepository]]:
+    """Export and import, and the users they act as, for the operator's
+    commands: one connection."""
+    engine = create_database_engine(database_url, pool_size=1)
+    try:
+        yield ModelTransfer(TransferRepository(engine)), UserRepository(engine)
     finally:
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""`model-registry`: serve the registry, manage its users and API keys.
+"""`model-registry`: serve the registry, manage it, export and import its models.
 
 Settings come from flags, else from MODEL_REGISTRY_* environment variables,
 else from the defaults in config.py."""
@@ -21,6 +21,8 @@ from .domain.stores import StorageUnavailable
 from .logs import LOG_FORMATS, configure_logging
 from .storage.database import is_sqlite
 from .storage.migrations import upgrade
+from .transfer_cli import add_parsers as add_transfer_parsers
+from .transfer_cli import export_models, import_models
 
 
 def _env(name: str, default: str | int | float) -> str:
@@ -162,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
         member = groups.add_parser(action, help=text)
         member.add_argument("group_id")
         member.add_argument("user_id")
+
+    add_transfer_parsers(commands)
     return parser
 
 
@@ -254,6 +258,10 @@ def _manage(args: argparse.Namespace) -> int:
     upgrade(args.database_url)
     if args.command == "groups":
         return _manage_groups(args)
+    if args.command == "export":
+        return export_models(args)
+    if args.command == "import":
+        return import_models(args)
     with open_accounts(args.database_url) as accounts:
         if args.command == "users" and args.action == "create":
             user = accounts.create_user(

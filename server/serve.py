@@ -42,7 +42,7 @@ async def _serve(
             stack.callback(metrics.stop)
             say(metrics_listening_line(settings.grpc_host, metrics.port))
         server, port, health = create_server(
-            settings, app.registry, app.groups, app.authenticator, app.executor
+            settings, app.registry, app.transfer, app.groups, app.authenticator, app.executor
         )
         await server.start()
         stack.push_async_callback(server.stop, settings.shutdown_grace_seconds)

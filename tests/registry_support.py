@@ -169,6 +169,13 @@ def version_json(version: pb.ModelVersion) -> dict[str, Any]:
     return body
 
 
+def import_json(reply: pb.ImportModelsResponse) -> dict[str, Any]:
+    """An import's report as the HTTP API writes it."""
+    return json_format.MessageToDict(
+        reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
 def list_json(page: pb.ListModelsResponse) -> dict[str, Any]:
     return {
         "items": [api_json(item) for item in page.items],
@@ -278,6 +285,13 @@ class Caller:
     def delete_version(self, model_id: str, version_id: str) -> Any:
         request = pb.DeleteModelVersionRequest(id=model_id, version_id=version_id)
         return self._call(self.models.DeleteModelVersion, request)
+
+    def export(self, **fields: Any) -> pb.ExportModelsResponse:
+        return self._call(self.models.ExportModels, pb.ExportModelsRequest(**fields))
+
+    def import_models(self, records: list[Any], **fields: Any) -> pb.ImportModelsResponse:
+        request = json_format.ParseDict({"models": records, **fields}, pb.ImportModelsRequest())
+        return self._call(self.models.ImportModels, request)
 
     # GroupService (gRPC only)
 
@@ -390,6 +404,24 @@ class Face:
             lambda: self.caller.delete_version(model_id, version_id).value,
             "DELETE",
             _version_path(model_id, version_id),
+        )
+
+    def export(self, ids: Iterable[str] = ()) -> Reply:
+        """The export as Open WebUI's front end reads it: a bare array."""
+        ids = list(ids)
+        query = f"?{urllib.parse.urlencode({'ids': ids}, doseq=True)}" if ids else ""
+        return self._do(
+            lambda: [api_json(m) for m in self.caller.export(ids=ids).models],
+            "GET",
+            f"/models/export{query}",
+        )
+
+    def import_models(self, records: list[Any], **fields: Any) -> Reply:
+        return self._do(
+            lambda: import_json(self.caller.import_models(records, **fields)),
+            "POST",
+            "/models/import",
+            {"models": records, **fields},
         )
 
     def _do(self, rpc: Callable[[], Any], method: str, path: str, body: Any = None) -> Reply:

@@ -8,12 +8,17 @@ import re
 import subprocess
 from pathlib import Path
 
+import grpc
 import pytest
 
 from postgres import POSTGRES_BIN_PATH, PostgresServer
+from registry_support import Caller, add_users
 from support import ADMIN_KEY, BIN, MODEL_REGISTRY, Registry, query, start_registry
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+OPEN_WEBUI_EXPORT = (
+    Path(__file__).resolve().parent / "fixtures" / "openwebui-0.12.4-models-export.json"
+)
 
 
 def walkthrough(name: str) -> list[str]:
@@ -33,13 +38,24 @@ def walkthrough(name: str) -> list[str]:
     return commands
 
 
-def run(command: str, registry: Registry) -> subprocess.CompletedProcess[str]:
+def run(
+    command: str, registry: Registry, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`command` against `registry`; `python3 tasks.py cli` is the command
+    it runs (tasks.py runs it from the project root, here `cwd`) on the
+    registry's database."""
     command = command.replace("localhost:50051", registry.grpc_target)
     if registry.http_port is not None:
         command = command.replace("localhost:8080", f"127.0.0.1:{registry.http_port}")
-    env = {**os.environ, "MODEL_REGISTRY_KEY": ADMIN_KEY, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    command = command.replace("python3 tasks.py cli", str(BIN / "model-registry"))
+    env = {
+        **os.environ,
+        "MODEL_REGISTRY_KEY": ADMIN_KEY,
+        "MODEL_REGISTRY_DATABASE_URL": registry.database_url,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     return subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60
+        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=60, cwd=cwd
     )
 
 
@@ -226,6 +242,50 @@ def test_versions_walkthrough(database_url_factory):
         assert registry.stop() == 0
 
 
+def test_transfer_curl_walkthrough(database_url_factory, tmp_path: Path):
+    registry = start_registry(database_url_factory(), http=True)
+    try:
+        create, export, again, dry_run = walkthrough("transfer-curl")
+        assert json.loads(run(create, registry, tmp_path).stdout)["id"] == "translator"
+        assert run(export, registry, tmp_path).stdout == ""
+        exported = json.loads((tmp_path / "exported.json").read_text())
+        assert [m["id"] for m in exported] == ["translator"]
+        assert exported[0]["params"] == {"temperature": 0.3} and "version_id" in exported[0]
+        assert json.loads(run(again, registry, tmp_path).stdout) == {
+            "created": 0,
+            "updated": 0,
+            "unchanged": 1,
+            "skipped": 0,
+            "failed": 0,
+            "results": [{"index": 0, "id": "translator", "outcome": "unchanged", "reason": ""}],
+        }
+        assert json.loads(run(dry_run, registry, tmp_path).stdout) == {
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "skipped": 1,
+            "failed": 1,
+            "results": [
+                {
+                    "index": 0,
+                    "id": "translator",
+                    "outcome": "skipped",
+                    "reason": "the model exists with other content",
+                },
+                {
+                    "index": 1,
+                    "id": "no name",
+                    "outcome": "failed",
+                    "reason": "id must not contain whitespace or control characters;"
+                    " name is required and must not be empty;"
+                    " params.max_tokens must be a positive integer",
+                },
+            ],
+        }
+    finally:
+        assert registry.stop() == 0
+
+
 def test_metrics_walkthrough_and_example(tmp_path: Path):
     registry = start_registry(f"sqlite:///{tmp_path / 'r.db'}", extra_args=("--metrics-port", "0"))
     try:
@@ -243,3 +303,49 @@ def test_metrics_walkthrough_and_example(tmp_path: Path):
     example = re.search(r"<!-- metrics example .*?-->\n```text\n(.*?)```", README.read_text(), re.S)
     assert example
     assert result.stdout.splitlines() == example[1].splitlines()
+
+
+def test_transfer_cli_walkthrough(fresh_registry: Registry, tmp_path: Path):
+    export, export_some, make_admin, dry_run, load, open_webui = walkthrough("transfer-cli")
+    add_users(fresh_registry, {"alice": {}})
+    with grpc.insecure_channel(fresh_registry.grpc_target) as channel:
+        admin = Caller(fresh_registry, channel, ADMIN_KEY)
+        grant = {"access_type": "user", "access_id": "alice", "permission": "read"}
+        admin.create(
+            {
+                "id": "translator",
+                "name": "Translator",
+                "params": {"top_p": 0.5},
+                "meta": {},
+                "access_grants": [grant],
+            }
+        )
+        admin.create({"id": "summarizer", "name": "Summarizer", "params": {}, "meta": {}})
+    (tmp_path / "openwebui-models.json").write_text(OPEN_WEBUI_EXPORT.read_text())
+
+    results = [run(c, fresh_registry, tmp_path) for c in (export, export_some, make_admin)]
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    everything = json.loads((tmp_path / "models.json").read_text())
+    assert [m["id"] for m in everything["models"]] == ["summarizer", "translator"]
+    some = json.loads((tmp_path / "some.json").read_text())["models"]
+    assert [(m["id"], m["params"]) for m in some] == [("translator", {})]  # alice only reads it
+
+    planned = run(dry_run, fresh_registry, tmp_path)
+    assert planned.stdout.splitlines()[:2] == [
+        'record 0 "summarizer": would be created',
+        'record 1 "translator": would be created',
+    ]
+    assert planned.stdout.splitlines()[-1].startswith(
+        "dry run, nothing written: 2 records: 2 created, 0 updated,"
+    )
+    loaded = run(load, fresh_registry, tmp_path)
+    assert loaded.returncode == 0 and loaded.stdout.startswith("2 records: 2 created, 0 updated,")
+    moved = run(open_webui, fresh_registry, tmp_path)
+    assert moved.returncode == 0 and moved.stdout.startswith("4 records: 4 created, 0 updated,")
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    copied = subprocess.run(
+        [str(BIN / "model-registry"), "--database-url", copy, "export"],
+        capture_output=True,
+        text=True,
+    )
+    assert len(json.loads(copied.stdout)["models"]) == 6

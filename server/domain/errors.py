@@ -86,3 +86,13 @@ class CurrentVersion(DomainError):
 
     reason = "CURRENT_VERSION"
     message = "Cannot delete the current version"
+
+
+class ExportTooLarge(DomainError):
+    """A whole export would not fit in one reply: it is refused, never cut short."""
+
+    reason = "EXPORT_TOO_LARGE"
+    message = (
+        "The export is larger than one reply may be (4 MiB): ask for fewer ids,"
+        " page it over gRPC (page_size, page_token) or run `model-registry export`"
+    )

@@ -5,7 +5,8 @@ and tested without a database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .listing import ListQuery, ModelPage, Visibility
@@ -68,6 +69,48 @@ class ModelStore(Protocol):
         """Delete the version if `check` (given the model, the version and the
         caller's groups, in the transaction) does not raise; versions whose
         parent it was get its parent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """What one batch of an import writes: new models (with their first
+    versions), then changes (before, after) in record order, each with its
+    new version. A change's `before` may be a model new in the batch."""
+
+    new: list[Model] = field(default_factory=list)
+    changes: list[tuple[Model, Model]] = field(default_factory=list)
+
+
+# Given the stored models of a batch's ids (locked) and the caller's groups,
+# what to write.
+ImportDecision = Callable[[Mapping[str, Model], frozenset[str]], ImportPlan]
+
+
+class TransferStore(Protocol):
+    """Export's reads and import's batches; synchronous, as the command
+    line uses it (the server runs it on its database threads)."""
+
+    def groups_of(self, user_id: str) -> frozenset[str]: ...
+
+    def visible_ids(self, ids: Sequence[str], visibility: Visibility) -> frozenset[str]:
+        """Those of `ids` that are models `visibility` lets through."""
+        ...
+
+    def export(
+        self, visibility: Visibility, ids: Sequence[str], after: str | None, limit: int
+    ) -> list[Model]:
+        """Up to `limit` models `visibility` lets through (only those of
+        `ids` if any), by id, after the id `after`."""
+        ...
+
+    def import_batch(
+        self, ids: Sequence[str], user_id: str, decide: ImportDecision, *, write: bool
+    ) -> frozenset[str]:
+        """In one transaction: load the models of `ids` (locked when
+        `write`), ask `decide` what to write, write it (versions by
+        `user_id`) when `write`. Returns the ids of new models that another
+        writer took meanwhile: neither they nor changes to them are written."""
         ...
 
 

@@ -311,12 +311,14 @@ end
 -- The first problem of `node` as message `name`, as a detail; nil if none.
 local function check_message(config, name, node, path)
   local fields = config.messages[name].fields
+  local grpc_only = path == "" and config.grpc_only[name] or {}
   for _, key in ipairs(node.keys) do
     if key == "" then -- the transcoder cannot read a field without a name
       return fill(config.text.empty_key, {field = path == "" and config.text.body or path})
     end
     local field = fields[key]
     local value = node.map[key]
+    if grpc_only[key] then return fill(config.text.grpc_only, {field = field.name}) end
     if field ~= nil and value.t ~= "null" then
       local where = field_path(path, field.name)
       local problem
@@ -370,9 +372,13 @@ end
 -- reads them; every other parameter is left to it (unknown ones it ignores).
 function M.check_query(config, message_name, query)
   local fields = config.messages[message_name].fields
+  local grpc_only = config.grpc_only[message_name] or {}
   for pair in query:gmatch("[^&]+") do
     local key, value = pair:match("^([^=]*)=?(.*)$")
     local field = fields[url_decode(key)]
+    if grpc_only[url_decode(key)] then
+      return fill(config.text.grpc_only, {field = field.name})
+    end
     if field ~= nil and not field.repeated and field.kind ~= "message" then
       local text = url_decode(value)
       if not kind_ok(field.kind, query_value(field.kind, text)) then

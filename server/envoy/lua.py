@@ -62,6 +62,8 @@ TEXTS: dict[str, Any] = {
         "array": "an array",
         "value": "a JSON value",
     },
+    "grpc_only": "{field} pages the export over gRPC only: over HTTP the export is one whole"
+    " JSON array (ask for fewer ids, or run `model-registry export`)",
     "internal": INTERNAL_MESSAGE,
 }
 
@@ -89,6 +91,10 @@ BARE_ARRAY_REPLIES = {
     "modelregistry.v1.ListModelVersionsResponse": "versions",
     "modelregistry.v1.ExportModelsResponse": "models",
 }
+
+# Request fields HTTP may not set: over HTTP a reply is unwrapped to one
+# array, which would drop the next page's token and cut the export short.
+GRPC_ONLY_FIELDS = {"modelregistry.v1.ExportModelsRequest": ("page_size", "page_token")}
 
 
 @cache
@@ -128,9 +134,19 @@ def lua_config(service: ServiceDescriptor) -> dict[str, Any]:
         "routes": routes,
         "route_patterns": patterns,
         "messages": messages,
+        "grpc_only": {
+            message: {name: True for name in _both_names(message, fields, messages)}
+            for message, fields in GRPC_ONLY_FIELDS.items()
+        },
         "max_depth": MAX_REQUEST_DEPTH,
         "text": TEXTS,
     }
+
+
+def _both_names(message: str, fields: tuple[str, ...], messages: dict[str, Any]) -> list[str]:
+    """The fields' proto names and JSON names, as the transcoder reads both."""
+    known = messages[message]["fields"]
+    return [key for key, field in known.items() if field["name"] in fields]
 
 
 def _http_rules(rule: http_pb2.HttpRule) -> Iterator[http_pb2.HttpRule]:

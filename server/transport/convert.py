@@ -20,10 +20,26 @@ from ..domain.models import (
     ModelDraft,
     ModelVersion,
 )
+from ..domain.records import FORMAT_VERSION
+from ..domain.transfer import (
+    CREATED,
+    FAILED,
+    MAX_REPLY_BYTES,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    ExportPage,
+    ExportQuery,
+    ImportReport,
+)
+from ..domain.transfer import next_page_token as next_export_page_token
 from ..domain.versions import VersionPage, VersionQuery, version_query
 from ..domain.versions import next_page_token as next_version_page_token
 
 _MAX_EXACT_INTEGER = 2**53  # beyond this a double no longer holds every integer
+# What an export reply's models may take: the reply's limit, less room for
+# the rest of it (format_version, next_page_token).
+EXPORT_BUDGET = MAX_REPLY_BYTES - 1024
 
 
 def draft_from_proto(message: pb.Model) -> ModelDraft:
@@ -149,6 +165,39 @@ def model_to_proto(model: Model) -> pb.Model:
     message.meta.SetInParent()
     message.meta.update(model.meta)
     return message
+
+
+def exported_size(model: Model) -> int:
+    """The bytes a model adds to an ExportModelsResponse: the message, its
+    field tag and length."""
+    return model_to_proto(model).ByteSize() + 6
+
+
+def export_to_proto(query: ExportQuery, page: ExportPage) -> pb.ExportModelsResponse:
+    return pb.ExportModelsResponse(
+        format_version=FORMAT_VERSION,
+        models=[model_to_proto(model) for model in page.models],
+        next_page_token="" if page.last is None else next_export_page_token(query, page.last),
+    )
+
+
+def import_report_to_proto(report: ImportReport) -> pb.ImportModelsResponse:
+    return pb.ImportModelsResponse(
+        created=report.count(CREATED),
+        updated=report.count(UPDATED),
+        unchanged=report.count(UNCHANGED),
+        skipped=report.count(SKIPPED),
+        failed=report.count(FAILED),
+        results=[
+            pb.ImportResult(index=r.index, id=r.id, outcome=r.outcome, reason=r.reason)
+            for r in report.results
+        ],
+    )
+
+
+def json_value(value: struct_pb2.Value) -> Any:
+    """A Value as the JSON value it holds (integral numbers as ints)."""
+    return _value(value)
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> JsonObject:

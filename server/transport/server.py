@@ -17,6 +17,7 @@ from ..config import Settings
 from ..domain.auth import Authenticator
 from ..domain.groups import GroupAdmin
 from ..domain.registry import ModelRegistry
+from ..domain.transfer import ModelTransfer
 from .group_servicer import GroupService
 from .interceptor import ModelServiceInterceptor
 from .servicer import ModelService
@@ -28,6 +29,7 @@ GROUP_SERVICE_NAME = group_service_pb2.DESCRIPTOR.services_by_name["GroupService
 def create_server(
     settings: Settings,
     registry: ModelRegistry,
+    transfer: ModelTransfer,
     groups: GroupAdmin,
     authenticator: Authenticator,
     executor: Executor,
@@ -48,7 +50,7 @@ def create_server(
             ("grpc.max_send_message_length", 2 * settings.max_message_bytes),
         ],
     )
-    pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
+    pb_grpc.add_ModelServiceServicer_to_server(ModelService(registry, transfer, executor), server)
     group_service_pb2_grpc.add_GroupServiceServicer_to_server(
         GroupService(groups, executor), server
     )

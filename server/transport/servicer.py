@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf import wrappers_pb2
@@ -11,9 +14,15 @@ from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 
 from ..domain.registry import ModelRegistry
+from ..domain.transfer import ModelTransfer, export_query
 from .convert import (
+    EXPORT_BUDGET,
     draft_from_proto,
+    export_to_proto,
+    exported_size,
     grants_from_proto,
+    import_report_to_proto,
+    json_value,
     list_query_from_proto,
     model_to_proto,
     page_to_proto,
@@ -26,11 +35,16 @@ from .interceptor import current_caller
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+T = TypeVar("T")
 
 
 class ModelService(pb_grpc.ModelServiceServicer):
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(
+        self, registry: ModelRegistry, transfer: ModelTransfer, executor: Executor
+    ) -> None:
         self._registry = registry
+        self._transfer = transfer  # synchronous: run on the database threads
+        self._executor = executor
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -99,9 +113,32 @@ class ModelService(pb_grpc.ModelServiceServicer):
     async def ExportModels(
         self, request: pb.ExportModelsRequest, context: Context
     ) -> pb.ExportModelsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ExportModels is not served yet")
+        caller = current_caller()
+        query = export_query(
+            ids=list(request.ids), page_size=request.page_size, page_token=request.page_token
+        )
+        page = await self._run(
+            lambda: self._transfer.export_models(
+                caller, query, measure=exported_size, budget=EXPORT_BUDGET
+            )
+        )
+        return export_to_proto(query, page)
 
     async def ImportModels(
         self, request: pb.ImportModelsRequest, context: Context
     ) -> pb.ImportModelsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ImportModels is not served yet")
+        caller = current_caller()
+        records = [json_value(record) for record in request.models]
+        report = await self._run(
+            lambda: self._transfer.import_models(
+                caller,
+                records,
+                on_conflict=request.on_conflict,
+                format_version=request.format_version,
+                dry_run=request.dry_run,
+            )
+        )
+        return import_report_to_proto(report)
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)

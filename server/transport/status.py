@@ -26,6 +26,7 @@ _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.UserNotFound: grpc.StatusCode.NOT_FOUND,
     errors.VersionNotFound: grpc.StatusCode.NOT_FOUND,
     errors.CurrentVersion: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ExportTooLarge: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -320,6 +320,36 @@ def test_on_request_ignores_paths_it_does_not_serve(lua: Lua):
     assert handle.responded is None and metadata.values == {}
 
 
+GRPC_ONLY_DETAIL = (
+    "{field} pages the export over gRPC only: over HTTP the export is one whole JSON array"
+    " (ask for fewer ids, or run `model-registry export`)"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/models/export?ids=a&page_size=5", None, "page_size"),
+        ("/api/models/export?pageToken=x", None, "page_token"),
+        ("/api/models/export?page_size=5", None, "page_size"),
+        ("/api/models/export", b'{"pageSize": 5}', "page_size"),
+        ("/api/models/export", b'{"page_token": "t"}', "page_token"),
+    ],
+)
+def test_the_http_export_refuses_paging_it_would_cut_short(
+    lua: Lua, path: str, body: bytes | None, field: str
+):
+    handle = Handle({":method": "GET", ":path": path}, body, Metadata())
+    lua.M.on_request(lua.CONFIG, handle)
+    assert handle.responded == ({":status": "400"}, GRPC_ONLY_DETAIL.format(field=field))
+
+
+def test_the_http_export_takes_ids(lua: Lua):
+    handle = Handle({":method": "GET", ":path": "/api/models/export?ids=a&ids=b"}, None, Metadata())
+    lua.M.on_request(lua.CONFIG, handle)
+    assert handle.responded is None
+
+
 # -- the CONFIG made from the contract ---------------------------------------------
 
 

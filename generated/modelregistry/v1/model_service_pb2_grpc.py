@@ -232,12 +232,20 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportModels(self, request, context):
-        """Every model the caller may read (or those of `ids`), whole, as create
-        returns them, to be imported elsewhere. Over HTTP as Open WebUI's export:
-        a bare JSON array of models.
+        """Every model the caller may read (or those of `ids`), in id order, as
+        create returns them (a reader who may not change a model gets its
+        `params` empty), to be imported elsewhere. Over HTTP as Open WebUI's
+        export: a bare JSON array of models.
 
-        Errors: NOT_FOUND ("Model not found") naming the first of `ids` that
-        does not exist or the caller may not read.
+        Without page_size the export is one reply, whole, or refused when it
+        would be larger than 4 MiB (gRPC clients' default receive limit and
+        Envoy's reply buffer): it is never cut short. With page_size (gRPC
+        only) it comes a page at a time.
+
+        Errors: NOT_FOUND ("Model not found: ID") naming the first of `ids` that
+        does not exist or the caller may not read; FAILED_PRECONDITION when one
+        reply cannot carry the export; INVALID_ARGUMENT for a bad page_size,
+        page_token or too many ids.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,13 +253,15 @@ class ModelServiceServicer:
 
     def ImportModels(self, request, context):
         """Imports models written by ExportModels (any format version), or by
-        Open WebUI's own export. Each record is judged on its own: the good ones
-        are written (a batch in one transaction), every bad one is reported with
-        its index and reason. Importing the same records again changes nothing.
+        Open WebUI's own export. Each record is judged on its own, under
+        CreateModel's rules: the good ones are written, all in one transaction,
+        and every bad one is reported with its index and reason. A new model is
+        the caller's; changing one that exists needs write access to it.
+        Importing the same records again changes nothing and makes no version.
 
         Errors: PERMISSION_DENIED when the caller may not create models;
-        INVALID_ARGUMENT for a bad on_conflict or format_version, or too many
-        records.
+        INVALID_ARGUMENT for a bad on_conflict or format_version, or more than
+        1000 records.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
