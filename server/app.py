@@ -59,7 +59,11 @@ def build_app(settings: Settings) -> App:
         executor=executor,
         models=models,
         registry=ModelRegistry(models),
-        transfer=ModelTransfer(TransferRepository(engine)),
+        transfer=ModelTransfer(
+            TransferRepository(
+                engine, on_new_version=pruner.written if pruner is not None else None
+            )
+        ),
         groups=GroupAdmin(GroupRepository(engine), UserRepository(engine)),
         authenticator=Authenticator(
             ApiKeyRepository(engine), cache_seconds=settings.auth_cache_seconds

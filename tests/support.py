@@ -252,9 +252,9 @@ def execute(database_url: str, sql: str) -> None:
 
 
 @contextlib.contextmanager
-def database_locked(database_url: str) -> Iterator[None]:
-    """Writers to the models table wait while this is held: SQLite's
-    exclusive lock on the file, PostgreSQL's ACCESS EXCLUSIVE table lock."""
+def database_locked(database_url: str, table: str = "models") -> Iterator[None]:
+    """Writers to `table` wait while this is held: SQLite's exclusive lock
+    on the file, PostgreSQL's ACCESS EXCLUSIVE lock on the table."""
     if is_sqlite(database_url):
         import sqlite3
 
@@ -269,7 +269,7 @@ def database_locked(database_url: str) -> Iterator[None]:
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as connection:
-            connection.execute(sa.text("LOCK TABLE models IN ACCESS EXCLUSIVE MODE"))
+            connection.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
             try:
                 yield
             finally:

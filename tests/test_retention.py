@@ -97,3 +97,20 @@ def test_keep_versions_below_one_is_refused():
     assert result.stderr == (
         "model-registry: --keep-versions must be at least 1 (the current version)\n"
     )
+
+
+def test_imports_that_change_a_model_are_pruned_too(database_url_factory: Callable[[], str]):
+    from modelregistry.client import Client
+
+    url = database_url_factory()
+    registry = start_registry(url, extra_args=("--keep-versions", "2"))
+    try:
+        with Client(registry.grpc_target, api_key=ADMIN_KEY) as client:
+            for n in range(4):
+                record = {"id": "imported", "name": f"Import {n}", "params": {}, "meta": {}}
+                result = client.import_models([record])
+                assert [r.outcome for r in result.results] == ["created" if n == 0 else "updated"]
+        wait_for(lambda: len(versions(url, "imported")) == 2, "pruned to 2 versions")
+        assert [row[0] for row in versions(url, "imported")] == [3, 4]
+    finally:
+        assert registry.stop() == 0

@@ -128,6 +128,25 @@ def test_locked_database_is_unavailable_not_a_hang(database_url_factory: NewData
         registry.stop()
 
 
+def test_group_calls_on_a_locked_database_are_unavailable(database_url_factory: NewDatabase):
+    registry = start_registry(database_url_factory())
+    try:
+        with RegistryClient(
+            registry.grpc_target, api_key=ADMIN_KEY, timeout=30, retries=0
+        ) as client:
+            client.list_groups()  # caches the key
+            locked = database_locked(registry.database_url, "groups")
+            with locked, pytest.raises(Unavailable) as caught:
+                client.create_group("locked-out")
+            assert (caught.value.message, caught.value.reason) == (
+                "Service Unavailable",
+                "DATABASE_UNAVAILABLE",
+            )
+            assert client.create_group("after").id == "after"
+    finally:
+        registry.stop()
+
+
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_signals_stop_the_server_cleanly(database_url_factory: NewDatabase, sig: str):
     import signal

@@ -5,7 +5,7 @@ versions stay as every other write leaves them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true, union
 
@@ -26,8 +26,13 @@ from .tables import models
 
 
 class TransferRepository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, *, on_new_version: Callable[[str], None] | None = None
+    ) -> None:
         self._engine = engine
+        # Told the id of each existing model an import gave a new version
+        # (retention.py), as ModelRepository tells it of updates.
+        self._on_new_version = on_new_version
 
     def groups_of(self, user_id: str) -> frozenset[str]:
         with translate_errors(), self._engine.connect() as connection:
@@ -66,10 +71,14 @@ class TransferRepository:
             if not write:
                 return frozenset()  # a dry run: the transaction only read
             taken = _insert_new(connection, plan.new)
+            changed = [after.id for _, after in plan.changes if after.id not in taken]
             for before, after in plan.changes:
                 if after.id not in taken:
                     _store_change(connection, before, after, user_id)
-            return taken
+        if self._on_new_version is not None:
+            for model_id in changed:
+                self._on_new_version(model_id)
+        return taken
 
 
 def _visible(visibility: Visibility) -> ColumnElement[bool]:

@@ -16,8 +16,9 @@ from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from ..domain.auth import Authenticator
-from ..domain.errors import DomainError, FieldViolation, InvalidArgument
+from ..domain.errors import DomainError, FieldViolation, InvalidArgument, ServiceUnavailable
 from ..domain.models import Principal
+from ..domain.stores import StorageUnavailable
 from ..domain.validation import MAX_JSON_DEPTH
 from .status import internal_status, status_for
 from .telemetry import CallRecorder
@@ -102,6 +103,10 @@ class ModelServiceInterceptor(grpc.aio.ServerInterceptor):
                         _caller.reset(token)
                 except DomainError as error:
                     status = status_for(error)
+                except StorageUnavailable:
+                    # A call whose domain code does not say it (the group
+                    # admin's): the database is down, as for every other call.
+                    status = status_for(ServiceUnavailable())
                 except Exception:
                     log.exception("unexpected error in %s", behavior.__qualname__)
                     status = internal_status()
