@@ -3,15 +3,11 @@ token that carries a keyset position from one page to the next."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from dataclasses import dataclass, replace
-from typing import Any
 
 from .errors import FieldViolation, InvalidArgument
 from .models import Model
+from .tokens import fingerprint, make_token, read_token
 
 DEFAULT_PAGE_SIZE = 30  # also Open WebUI's page
 MAX_PAGE_SIZE = 1000
@@ -60,8 +56,7 @@ class ListQuery:
         """What a page token is bound to: the query, not the page."""
         shape = [self.order_by, self.descending, self.words, self.view, self.is_active]
         shape.append(self.owner_id)
-        digest = hashlib.sha256(json.dumps(shape).encode()).hexdigest()
-        return digest[:16]
+        return fingerprint("list", shape)
 
 
 def list_query(
@@ -149,25 +144,9 @@ def search_words(query: str) -> tuple[str, ...]:
 
 
 def next_page_token(query: ListQuery, last: tuple[SortValue, str]) -> str:
-    payload = json.dumps([query.fingerprint(), last[0], last[1]], separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return make_token(query.fingerprint(), last[0], last[1])
 
 
 def _read_token(token: str, fingerprint: str) -> tuple[SortValue, str]:
-    invalid = InvalidArgument(
-        [FieldViolation("page_token", "page_token is not a token of this query")]
-    )
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        decoded: Any = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 3
-        and decoded[0] == fingerprint
-        and type(decoded[1]) in (str, int)
-        and isinstance(decoded[2], str)
-    ):
-        raise invalid
-    return decoded[1], decoded[2]
+    value, model_id = read_token(token, fingerprint, (str, int), (str,), of="this query")
+    return value, model_id

@@ -5,10 +5,7 @@ batch. Records are read by records.py."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import json
 import time
 from collections import Counter
@@ -30,6 +27,7 @@ from .listing import Visibility
 from .models import ROLE_ADMIN, JsonObject, Model, Principal
 from .records import FORMAT_VERSION, RecordRefused, read_record, record_id
 from .stores import ImportPlan, StorageUnavailable, TransferStore
+from .tokens import fingerprint, make_token, read_token
 from .validation import build_model
 from .versions import new_version_id, snapshot_of
 
@@ -100,8 +98,7 @@ def export_query(*, ids: Sequence[str], page_size: int, page_token: str) -> Expo
 
 
 def next_page_token(query: ExportQuery, last: str) -> str:
-    payload = json.dumps([_fingerprint(query.ids), last], separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return make_token(_fingerprint(query.ids), last)
 
 
 def export_record(model: Model) -> JsonObject:
@@ -347,23 +344,9 @@ def _content(model: Model) -> str:
 
 def _fingerprint(ids: tuple[str, ...]) -> str:
     """What a token is bound to: the export's ids (none: every model)."""
-    return "x:" + hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:16]
+    return fingerprint("x", sorted(ids))
 
 
 def _read_token(token: str, ids: tuple[str, ...]) -> str:
-    invalid = InvalidArgument(
-        [FieldViolation("page_token", "page_token is not a token of this export")]
-    )
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        decoded: Any = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 2
-        and decoded[0] == _fingerprint(ids)
-        and isinstance(decoded[1], str)
-    ):
-        raise invalid
-    return decoded[1]
+    [last] = read_token(token, _fingerprint(ids), (str,), of="this export")
+    return str(last)

@@ -4,16 +4,12 @@ them is registry.py's business; storage keeps the chain."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
 
 from .errors import FieldViolation, InvalidArgument
 from .models import Model, ModelVersion, Snapshot
+from .tokens import fingerprint, make_token, read_token
 
 DEFAULT_PAGE_SIZE = 20  # also Open WebUI's history page
 MAX_PAGE_SIZE = 1000
@@ -111,30 +107,18 @@ def version_query(*, model_id: str, page_size: int, page_token: str, page: int) 
 
 
 def next_page_token(query: VersionQuery, last: int) -> str:
-    payload = json.dumps([_fingerprint(query.model_id), last], separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return make_token(_fingerprint(query.model_id), last)
 
 
 def _fingerprint(model_id: str) -> str:
     """What a token is bound to: the model whose history it pages."""
-    return "v:" + hashlib.sha256(model_id.encode()).hexdigest()[:16]
+    return fingerprint("v", model_id)
 
 
 def _read_token(token: str, model_id: str) -> int:
-    invalid = InvalidArgument(
-        [FieldViolation("page_token", "page_token is not a token of this model's history")]
-    )
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        decoded: Any = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not (
-        isinstance(decoded, list)
-        and len(decoded) == 2
-        and decoded[0] == _fingerprint(model_id)
-        and type(decoded[1]) is int
-        and decoded[1] > 0
-    ):
-        raise invalid
-    return decoded[1]
+    [number] = read_token(token, _fingerprint(model_id), (int,), of="this model's history")
+    if number <= 0:
+        raise InvalidArgument(
+            [FieldViolation("page_token", "page_token is not a token of this model's history")]
+        )
+    return int(number)

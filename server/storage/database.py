@@ -8,7 +8,9 @@ import functools
 import json
 import logging
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +60,32 @@ class _PipelineAbortEcho(logging.Filter):
 
 
 PIPELINE_ABORT_ECHO = _PipelineAbortEcho()
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_TURNS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """Wrap every write transaction: on SQLite, which takes one writer at a
+    time, this process's writers take turns on a lock here first. A writer
+    waiting in SQLite's busy handler sleeps in growing steps (up to 100 ms)
+    and can lose every race to newer ones, which made a long tail under
+    load; one waiting here wakes as soon as the turn is free. The wait is
+    bounded like SQLite's own. Server databases lock rows, not the file:
+    there, writers do not take turns."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _TURNS_LOCK:
+        turn = _TURNS.setdefault(engine, threading.Lock())
+    if not turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise StorageUnavailable("OperationalError: database is locked")
+    try:
+        yield
+    finally:
+        turn.release()
 
 
 def is_sqlite(url: str) -> bool:

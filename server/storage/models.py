@@ -36,7 +36,7 @@ from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_
 from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
-from .database import READ_ONLY, WRITE_FIRST, translate_errors
+from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
 from .reader import BatchReader
 from .tables import (
     NAME_KEY,
@@ -150,6 +150,7 @@ class ModelRepository:
 
         def write() -> T:
             with (
+                writer_turn(self._engine),
                 translate_errors(),
                 self._engine.connect().execution_options(**{WRITE_FIRST: True}) as connection,
                 connection.begin(),

@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from sqlalchemy import Engine, delete, func, select, update
 
 from ..domain.stores import StorageUnavailable
-from .database import WRITE_FIRST, translate_errors
+from .database import WRITE_FIRST, translate_errors, writer_turn
 from .tables import model_versions, models
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class VersionPruner:
 
     def _prune_one(self, model_id: str) -> int:
         with (
+            writer_turn(self._engine),
             translate_errors(),
             self._engine.connect().execution_options(**{WRITE_FIRST: True}) as connection,
             connection.begin(),

@@ -5,6 +5,7 @@ versions stay as every other write leaves them."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true, union
@@ -12,7 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true, uni
 from ..domain.listing import Visibility
 from ..domain.models import Model
 from ..domain.stores import ImportDecision
-from .database import WRITE_FIRST, is_outage, is_unique_violation, translate_errors
+from .database import WRITE_FIRST, is_outage, is_unique_violation, translate_errors, writer_turn
 from .models import (
     _count_new,
     _granted_to,
@@ -62,6 +63,7 @@ class TransferRepository:
     ) -> frozenset[str]:
         options = {WRITE_FIRST: True} if write else {}
         with (
+            writer_turn(self._engine) if write else contextlib.nullcontext(),
             translate_errors(),
             self._engine.connect().execution_options(**options) as connection,
             connection.begin(),

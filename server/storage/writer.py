@@ -4,20 +4,25 @@ batch; an item that fails (a taken id) never fails its neighbours."""
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, exc
 
 from ..domain.stores import DuplicateKey
-from .database import error_class, is_outage, is_unique_violation, translate_errors
+from .batching import BatchQueue
+from .database import (
+    error_class,
+    is_outage,
+    is_unique_violation,
+    translate_errors,
+    writer_turn,
+)
 from .metrics import CREATE_BATCH_SIZE, DATABASE_ERRORS
 
 Item = TypeVar("Item")
-_STOP = object()
 
 
 class BatchWriter(Generic[Item]):
@@ -39,45 +44,27 @@ class BatchWriter(Generic[Item]):
         self._write_items = write
         self._written = written
         self._order = order
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue: BatchQueue[Item, None] = BatchQueue(max_batch)
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
     def submit(self, item: Item) -> Future[None]:
         """Queue `item`; the future resolves once it is committed, or fails
         with DuplicateKey or StorageUnavailable."""
-        future: Future[None] = Future()
-        self._queue.put((item, future))
-        return future
+        return self._queue.submit(item)
 
     def close(self) -> None:
         """Commit what is queued, then stop."""
-        self._queue.put(_STOP)
+        self._queue.stop()
         self._thread.join()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            # A create whose caller gave up before its turn is not written.
-            batch = [
-                (item, future) for item, future in batch if future.set_running_or_notify_cancel()
-            ]
-            if batch:
+        while True:
+            batch, stopping = self._queue.next_batch()
+            if batch:  # a create whose caller gave up before its turn is not written
                 self._write(batch)
+            if stopping:
+                return
 
     def _write(self, batch: list[tuple[Item, Future[None]]]) -> None:
         # Items in key order: concurrent batches (other replicas) then take
@@ -87,7 +74,11 @@ class BatchWriter(Generic[Item]):
         failures: dict[int, BaseException] = {}
         try:
             # An outage fails every call of the batch.
-            with translate_errors(calls=len(batch)), self._engine.begin() as connection:
+            with (
+                writer_turn(self._engine),
+                translate_errors(calls=len(batch)),
+                self._engine.begin() as connection,
+            ):
                 try:
                     # The common case: every item is new, one statement per table.
                     with connection.begin_nested():
