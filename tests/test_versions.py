@@ -304,3 +304,35 @@ def test_every_model_row_names_a_version_of_its_own(web: Registered):
         " ON v.id = m.version_id AND v.model_id = m.id WHERE v.id IS NULL",
     )
     assert orphans == []
+
+
+def test_concurrent_changes_succeed_or_fail_alone(web: Registered):
+    """Changes that arrive together (on SQLite, committed together) each get
+    their own answer: refusals do not undo their neighbours."""
+    model = new_model(web)
+    model_id = model["id"]
+    author, viewer = web.callers["author"], web.callers["viewer"]
+
+    def change(n: int) -> str:
+        try:
+            if n % 4 == 0:
+                author.toggle(model_id)
+            elif n % 4 == 1:
+                viewer.toggle(model_id)  # may read, may not change
+            elif n % 4 == 2:
+                author.toggle(f"{model_id}-missing")
+            else:
+                author.update({"id": model_id, "name": "", "params": {}, "meta": {}})  # invalid
+            return "OK"
+        except grpc.RpcError as error:
+            return error.code().name
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(change, range(64)))
+    assert [answers[n] for n in range(0, 64, 4)] == ["OK"] * 16
+    assert {answers[n] for n in range(1, 64, 4)} == {"PERMISSION_DENIED"}
+    assert {answers[n] for n in range(2, 64, 4)} == {"NOT_FOUND"}
+    assert {answers[n] for n in range(3, 64, 4)} == {"INVALID_ARGUMENT"}
+    rows = stored_versions(web, model_id)
+    assert [row[0] for row in rows] == list(range(1, 18))  # the create and 16 toggles
+    assert api_json(web.admin.get(model_id))["is_active"] is True  # toggled an even number

@@ -36,6 +36,7 @@ from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_
 from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
+from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
 from .reader import BatchReader
 from .tables import (
@@ -77,6 +78,9 @@ class ModelRepository:
         self._reader: BatchReader[tuple[str, str], tuple[Model | None, frozenset[str]]] = (
             BatchReader(engine, _read_models)
         )
+        # SQLite writes one transaction at a time: there, changes are
+        # group-committed too (changes.py).
+        self._changes = ChangeWriter(engine) if engine.dialect.name == "sqlite" else None
 
     async def insert(self, model: Model) -> None:
         """Store a new model, durably, before returning; DuplicateKey if its
@@ -148,6 +152,26 @@ class ModelRepository:
         """`work` on the model, locked, in one transaction; what it returns
         (a Model) is stored, with its new version if it has one."""
 
+        def apply(connection: Connection) -> T:
+            current = _load(connection, model_id, for_update=True)
+            changed = work(connection, current)
+            assert changed is None or isinstance(changed, Model)
+            _store_change(connection, current, changed, user_id)
+            if _has_new_version(current, changed):
+                new_versions.append(model_id)
+            return changed
+
+        def committed(_changed: object) -> None:
+            if self._on_new_version is not None:
+                for changed_id in new_versions:
+                    self._on_new_version(changed_id)
+
+        new_versions: list[str] = []
+        if self._changes is not None:
+            future = self._changes.submit(Change(apply, committed))
+            result: T = await asyncio.wrap_future(future)
+            return result
+
         def write() -> T:
             with (
                 writer_turn(self._engine),
@@ -155,12 +179,8 @@ class ModelRepository:
                 self._engine.connect().execution_options(**{WRITE_FIRST: True}) as connection,
                 connection.begin(),
             ):
-                current = _load(connection, model_id, for_update=True)
-                changed = work(connection, current)
-                assert changed is None or isinstance(changed, Model)
-                _store_change(connection, current, changed, user_id)
-            if self._on_new_version is not None and _has_new_version(current, changed):
-                self._on_new_version(model_id)
+                changed = apply(connection)
+            committed(changed)
             return changed
 
         return await self._run(write)
@@ -175,6 +195,8 @@ class ModelRepository:
     def close(self) -> None:
         self._writer.close()
         self._reader.close()
+        if self._changes is not None:
+            self._changes.close()
 
     def _reading(self) -> Connection:
         """A connection for reads that are each one statement."""
