@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         help="Envoy port (env MODEL_REGISTRY_HTTP_PORT; default %(default)s)",
     )
     serve.add_argument("--no-http", action="store_true", help="serve gRPC only, without Envoy")
+    # A replica of `serve --replicas N`: its supervisor migrated the database
+    # and made the admin, so it starts without the database (an outage then
+    # gets 503s from it, not a replica that cannot start).
+    serve.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--envoy-config",
         type=Path,
@@ -239,7 +243,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     admin_key = os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None
     if args.replicas == 1:
-        return serve(settings, envoy, admin_key)
+        return serve(settings, envoy, admin_key, prepare=not args.replica)
     # Replicas log alike.
     os.environ["MODEL_REGISTRY_LOG_LEVEL"] = args.log_level
     os.environ["MODEL_REGISTRY_LOG_FORMAT"] = args.log_format

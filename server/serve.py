@@ -17,15 +17,24 @@ from .readiness import http_listening_line, listening_line, metrics_listening_li
 from .transport.server import create_server, mark_serving
 
 
-def serve(settings: Settings, envoy: EnvoyOptions | None, admin_key: str | None) -> int:
-    return run(_serve(settings, envoy, admin_key))
+def serve(
+    settings: Settings,
+    envoy: EnvoyOptions | None,
+    admin_key: str | None,
+    *,
+    prepare: bool = True,
+) -> int:
+    """`prepare`: migrate the database and make the admin first (a replica
+    leaves that to its supervisor, which did it before starting it)."""
+    return run(_serve(settings, envoy, admin_key, prepare))
 
 
 async def _serve(
-    settings: Settings, envoy_options: EnvoyOptions | None, admin_key: str | None
+    settings: Settings, envoy_options: EnvoyOptions | None, admin_key: str | None, prepare: bool
 ) -> int:
     stopping = stop_on_signals()
-    prepare_database(settings.database_url, admin_key)
+    if prepare:
+        prepare_database(settings.database_url, admin_key)
     # Each step registers its undoing as soon as it is done; leaving the
     # block, for whatever reason, undoes them in reverse: Envoy stops taking
     # requests, then in-flight calls get the grace period, then the database

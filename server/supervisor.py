@@ -84,6 +84,7 @@ class _Replicas:
             "modelregistry_server.cli",
             "serve",
             "--no-http",
+            "--replica",
             "--replicas",
             "1",
             "--host",

@@ -238,25 +238,35 @@ def test_a_killed_replica_is_restarted_on_its_port_and_serves_again(postgres: Po
         assert running.registry.stop() == 0
 
 
-def test_a_replica_that_keeps_dying_stops_the_registry_with_exit_code_3():
-    """A replica restarted while PostgreSQL is down exits at once (it
-    migrates before it listens): five exits within a minute are a crash loop."""
-    with PostgresServer.temporary() as database:
-        running = start_replicated(database.create_database())
-        try:
-            (victim, victim_port), _ = running.replicas()
-            database.stop("fast")
+def test_a_replica_that_keeps_dying_stops_the_registry_with_exit_code_3(
+    postgres: PostgresServer,
+):
+    """Killed again each time it is back (as an out-of-memory killer would):
+    five exits within a minute are a crash loop."""
+    running = start_replicated(postgres.create_database())
+    try:
+        (victim, victim_port), _ = running.replicas()
+        restarted = rf"^replica 1 \(pid (\d+)\) restarted: gRPC on 127\.0\.0\.1:{victim_port}$"
+
+        def restarts() -> list[str]:
+            return re.findall(restarted, "".join(running.registry.output), re.M)
+
+        for kill in range(1, 6):
             os.kill(victim, signal.SIGKILL)
-            crash_loop = running.wait_for(
-                rf"replica 1 \(pid \d+, port {victim_port}\) exited 5 times within 60s,"
-                r" the last with (exit code 1): a crash loop;"
-                r" not restarting it, stopping with exit code 3$",
-                ceiling=120,
-            )
-            assert running.registry.process.wait(timeout=60) == 3
-        finally:
-            if running.registry.process.poll() is None:
-                running.registry.stop(signal.SIGKILL)
+            if kill == 5:
+                break
+            wait_until(lambda n=kill: len(restarts()) >= n, f"restart {kill}", ceiling=60)
+            victim = int(restarts()[-1])
+        crash_loop = running.wait_for(
+            rf"replica 1 \(pid \d+, port {victim_port}\) exited 5 times within 60s,"
+            r" the last with (killed by SIGKILL): a crash loop;"
+            r" not restarting it, stopping with exit code 3$",
+            ceiling=60,
+        )
+        assert running.registry.process.wait(timeout=60) == 3
+    finally:
+        if running.registry.process.poll() is None:
+            running.registry.stop(signal.SIGKILL)
     output = "".join(running.registry.output)
     restarts = re.findall(
         rf"^replica 1 \(pid \d+, port {victim_port}\) exited unexpectedly \((.+)\);"
@@ -266,13 +276,46 @@ def test_a_replica_that_keeps_dying_stops_the_registry_with_exit_code_3():
     )
     assert restarts == [
         ("killed by SIGKILL", "0.5"),
-        ("exit code 1", "1"),
-        ("exit code 1", "2"),
-        ("exit code 1", "4"),
+        ("killed by SIGKILL", "1"),
+        ("killed by SIGKILL", "2"),
+        ("killed by SIGKILL", "4"),
     ]
-    assert crash_loop.group(1) == "exit code 1"
-    assert "restarted: gRPC on" not in output
+    assert crash_loop.group(1) == "killed by SIGKILL"
     assert not re.search(r"^replica 2 .*exited", output, re.M)  # it kept serving
+
+
+def test_a_replica_killed_during_an_outage_comes_back_and_serves_after_it():
+    """A restarted replica does not need the database to start (its
+    supervisor migrated it): during an outage it answers 503 like the
+    others, and serves again when the database is back."""
+    with PostgresServer.temporary() as database:
+        running = start_replicated(database.create_database())
+        try:
+            (victim, victim_port), _ = running.replicas()
+            database.stop("fast")
+            os.kill(victim, signal.SIGKILL)
+            running.wait_for(
+                rf"replica 1 \(pid (\d+)\) restarted: gRPC on 127\.0\.0\.1:{victim_port}$"
+            )
+            client = HttpClient(running.registry.http_port)
+            status, body, _ = client.create(minimal("during-outage"))
+            assert (status, json.loads(body)) == (503, {"detail": "Service Unavailable"})
+
+            database.start()
+            served_before = running.served_per_replica().get(victim_port, 0)
+            numbers = iter(range(1_000_000))
+
+            def restarted_replica_serves() -> bool:
+                status, _, _ = client.create(minimal(f"after-outage-{next(numbers)}"))
+                return status == 200 and (
+                    running.served_per_replica().get(victim_port, 0) > served_before
+                )
+
+            wait_until(restarted_replica_serves, "the restarted replica serves", ceiling=60)
+            output = "".join(running.registry.output)
+            assert output.count("exited unexpectedly") == 1 and "crash loop" not in output
+        finally:
+            assert running.registry.stop() == 0
 
 
 def test_postgres_outage_is_503_and_service_resumes_by_itself():
