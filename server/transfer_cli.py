@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -75,7 +76,16 @@ def add_parsers(commands: Any) -> None:
 
 
 def export_models(args: argparse.Namespace) -> int:
-    out = sys.stdout
+    try:
+        return _export(args, sys.stdout)
+    except BrokenPipeError:
+        # The reader stopped early (`export | head`): not an error of ours.
+        # Point stdout at nothing, so that closing it at exit is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
     with open_transfer(args.database_url) as (transfer, users):
         caller = _principal(users, args.user)
         query = export_query(ids=args.ids, page_size=MAX_PAGE_SIZE, page_token="")

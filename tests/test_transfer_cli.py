@@ -339,3 +339,28 @@ def test_a_large_file_goes_in_by_batches_with_a_progress_bar_on_a_terminal(
     again = run(url, "import", str(path))
     assert (again.returncode, again.stderr) == (0, "")
     assert counts(again.stdout.strip()) == (False, 5000, 0, 0, 5000, 0, 0)
+
+
+def test_an_export_read_only_in_part_ends_quietly(
+    database_url_factory: Callable[[], str], tmp_path: Path
+):
+    """`model-registry export | head -1`: the reader stops early; the export
+    stops with it, without a traceback."""
+    url = empty_database(database_url_factory)
+    records = tmp_path / "many.json"
+    records.write_text(json.dumps([model(f"piped-{n}") for n in range(3000)]))
+    assert run(url, "import", str(records)).returncode == 0
+    piped = subprocess.run(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"'{MODEL_REGISTRY}' --database-url '{url}' export | head -1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (piped.returncode, piped.stderr) == (0, "")
+    assert piped.stdout.startswith('{"format": "model-registry.models", "format_version": 1')
