@@ -1,10 +1,13 @@
-"""The queue that the batching threads (writer.py's group commit, reader.py's
-batched lookups) share: callers queue (item, future) pairs; one thread takes
-whatever has queued up as one batch."""
+"""What the batching threads share (writer.py's group commit, changes.py's
+group-committed changes, reader.py's batched lookups): callers queue
+(item, future) pairs, and one thread hands whatever has queued up meanwhile
+to its owner as one batch."""
 
 from __future__ import annotations
 
 import queue
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
@@ -13,21 +16,41 @@ Result = TypeVar("Result")
 _STOP = object()
 
 
-class BatchQueue(Generic[Item, Result]):
-    def __init__(self, max_batch: int) -> None:
+class BatchThread(Generic[Item, Result]):
+    def __init__(
+        self,
+        name: str,
+        handle: Callable[[list[tuple[Item, Future[Result]]]], None],
+        *,
+        max_batch: int,
+    ) -> None:
+        """`handle` gets each batch (at most `max_batch` items, in arrival
+        order) and settles every future of it."""
+        self._handle = handle
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def submit(self, item: Item) -> Future[Result]:
         future: Future[Result] = Future()
         self._queue.put((item, future))
         return future
 
-    def stop(self) -> None:
-        """The batches queued so far are still taken; then next_batch says stop."""
+    def close(self) -> None:
+        """Handle what is queued, then stop."""
         self._queue.put(_STOP)
+        self._thread.join()
 
-    def next_batch(self) -> tuple[list[tuple[Item, Future[Result]]], bool]:
+    def _run(self) -> None:
+        while True:
+            batch, stopping = self._next_batch()
+            if batch:
+                self._handle(batch)
+            if stopping:
+                return
+
+    def _next_batch(self) -> tuple[list[tuple[Item, Future[Result]]], bool]:
         """Wait for an item, then take what else has queued (at most
         max_batch in all), leaving out those whose caller gave up (a
         cancelled future). Also whether to stop after this batch."""

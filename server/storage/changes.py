@@ -10,7 +10,6 @@ lock rows, not the file, so there each change keeps its own transaction."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, exc
 
-from .batching import BatchQueue
+from .batching import BatchThread
 from .database import WRITE_FIRST, is_outage, translate_errors, writer_turn
 
 
@@ -34,27 +33,18 @@ class Change:
 class ChangeWriter:
     def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
         self._engine = engine
-        self._queue: BatchQueue[Change, Any] = BatchQueue(max_batch)
-        self._thread = threading.Thread(target=self._run, name="db-changes", daemon=True)
-        self._thread.start()
+        self._batches: BatchThread[Change, Any] = BatchThread(
+            "db-changes", self._commit, max_batch=max_batch
+        )
 
     def submit(self, change: Change) -> Future[Any]:
         """The change's result once committed; its own error if it was
         refused; StorageUnavailable if the database could not take it."""
-        return self._queue.submit(change)
+        return self._batches.submit(change)
 
     def close(self) -> None:
         """Commit what is queued, then stop."""
-        self._queue.stop()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            batch, stopping = self._queue.next_batch()
-            if batch:
-                self._commit(batch)
-            if stopping:
-                return
+        self._batches.close()
 
     def _commit(self, batch: list[tuple[Change, Future[Any]]]) -> None:
         # In arrival order: two changes of one model apply one after the other.

@@ -5,14 +5,13 @@ statements serve dozens of calls."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from .batching import BatchQueue
+from .batching import BatchThread
 from .database import READ_ONLY, translate_errors
 
 Key = TypeVar("Key", bound=Hashable)
@@ -30,27 +29,18 @@ class BatchReader(Generic[Key, Value]):
         """`read` answers distinct keys on one connection: a value for each."""
         self._engine = engine
         self._read = read
-        self._queue: BatchQueue[Key, Value] = BatchQueue(max_batch)
-        self._thread = threading.Thread(target=self._run, name="db-reader", daemon=True)
-        self._thread.start()
+        self._batches: BatchThread[Key, Value] = BatchThread(
+            "db-reader", self._answer, max_batch=max_batch
+        )
 
     def submit(self, key: Key) -> Future[Value]:
         """The future value of `key`; StorageUnavailable if the database
         cannot answer."""
-        return self._queue.submit(key)
+        return self._batches.submit(key)
 
     def close(self) -> None:
         """Answer what is queued, then stop."""
-        self._queue.stop()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            batch, stopping = self._queue.next_batch()
-            if batch:
-                self._answer(batch)
-            if stopping:
-                return
+        self._batches.close()
 
     def _answer(self, batch: list[tuple[Key, Future[Value]]]) -> None:
         try:

@@ -4,7 +4,6 @@ batch; an item that fails (a taken id) never fails its neighbours."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -12,7 +11,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Connection, Engine, exc
 
 from ..domain.stores import DuplicateKey
-from .batching import BatchQueue
+from .batching import BatchThread
 from .database import (
     error_class,
     is_outage,
@@ -44,27 +43,18 @@ class BatchWriter(Generic[Item]):
         self._write_items = write
         self._written = written
         self._order = order
-        self._queue: BatchQueue[Item, None] = BatchQueue(max_batch)
-        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
-        self._thread.start()
+        self._batches: BatchThread[Item, None] = BatchThread(
+            "db-writer", self._write, max_batch=max_batch
+        )
 
     def submit(self, item: Item) -> Future[None]:
         """Queue `item`; the future resolves once it is committed, or fails
         with DuplicateKey or StorageUnavailable."""
-        return self._queue.submit(item)
+        return self._batches.submit(item)
 
     def close(self) -> None:
         """Commit what is queued, then stop."""
-        self._queue.stop()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            batch, stopping = self._queue.next_batch()
-            if batch:  # a create whose caller gave up before its turn is not written
-                self._write(batch)
-            if stopping:
-                return
+        self._batches.close()
 
     def _write(self, batch: list[tuple[Item, Future[None]]]) -> None:
         # Items in key order: concurrent batches (other replicas) then take
