@@ -119,7 +119,7 @@ class ModelRepository:
             version = _load_version(connection, model_id, version_id) if current else None
             check(current, version, _groups_of(connection, user_id))
             assert version is not None
-            _delete_versions(connection, model_id, [version])
+            _delete_version(connection, version)
             return current  # unchanged
 
         await self._write(model_id, user_id, write)
@@ -327,23 +327,17 @@ def _has_new_version(before: Model | None, after: Model | None) -> bool:
     return before is not None and after is not None and after.version_id != before.version_id
 
 
-def _delete_versions(connection: Connection, model_id: str, gone: Sequence[ModelVersion]) -> None:
-    """Delete versions of one model; each child of one gets its parent (the
-    nearest version kept before it)."""
-    parents = {version.id: version.parent_id for version in gone}
-
-    def kept_parent(version_id: str | None) -> str | None:
-        while version_id in parents:
-            version_id = parents[version_id]
-        return version_id
-
-    connection.execute(delete(model_versions).where(model_versions.c.id.in_(list(parents))))
-    for version_id in parents:
-        connection.execute(
-            update(model_versions)
-            .where(model_versions.c.model_id == model_id, model_versions.c.parent_id == version_id)
-            .values(parent_id=kept_parent(version_id))
+def _delete_version(connection: Connection, version: ModelVersion) -> None:
+    """Delete a version; the versions made from it get its parent."""
+    connection.execute(delete(model_versions).where(model_versions.c.id == version.id))
+    connection.execute(
+        update(model_versions)
+        .where(
+            model_versions.c.model_id == version.model_id,
+            model_versions.c.parent_id == version.id,
         )
+        .values(parent_id=version.parent_id)
+    )
 
 
 def _count(connection: Connection, changes: Counter[bool]) -> None:
@@ -578,10 +572,7 @@ def _filters(query: ListQuery, visibility: Visibility) -> list[ColumnElement[boo
         conditions.append(models.c.user_id != me)
         conditions.append(models.c.id.in_(_granted_to(visibility.grantees)))
     elif not visibility.everything:
-        # Driven from the caller's own models and their grants, both indexed:
-        # the cost follows what the caller may see, not how many models exist.
-        own = select(models.c.id.label("id")).where(models.c.user_id == me)
-        conditions.append(models.c.id.in_(union(own, _granted_to(visibility.grantees))))
+        conditions.append(_readable(visibility))
     for word in query.words:
         conditions.append(_has_word(word, driven_by_words=visibility.everything))
     return conditions
@@ -598,6 +589,14 @@ def _has_word(word: str, *, driven_by_words: bool) -> ColumnElement[bool]:
     # by its own few words (ix_model_words_model_id), so the cost follows
     # what the caller may read, not how many models the word matches.
     return exists().where(model_words.c.model_id == models.c.id, starts)
+
+
+def _readable(visibility: Visibility) -> ColumnElement[bool]:
+    """A model the caller (not an admin) may read: driven from the caller's
+    own models and their grants, both indexed, so the cost follows what the
+    caller may see, not how many models exist."""
+    own = select(models.c.id.label("id")).where(models.c.user_id == visibility.user_id)
+    return models.c.id.in_(union(own, _granted_to(visibility.grantees)))
 
 
 def _granted_to(grantees: Iterable[tuple[str, str]]) -> Select[tuple[str]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 
-from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true, union
+from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true
 
 from ..domain.listing import Visibility
 from ..domain.models import Model
@@ -16,11 +16,11 @@ from ..domain.stores import ImportDecision
 from .database import WRITE_FIRST, is_outage, is_unique_violation, translate_errors, writer_turn
 from .models import (
     _count_new,
-    _granted_to,
     _grants_of,
     _groups_of,
     _insert_models,
     _model,
+    _readable,
     _store_change,
 )
 from .tables import models
@@ -87,8 +87,7 @@ def _visible(visibility: Visibility) -> ColumnElement[bool]:
     """The models a caller may read, as ListModels filters them."""
     if visibility.everything:
         return true()
-    own = select(models.c.id.label("id")).where(models.c.user_id == visibility.user_id)
-    return models.c.id.in_(union(own, _granted_to(visibility.grantees)))
+    return _readable(visibility)
 
 
 def _load_many(connection: Connection, ids: list[str], *, for_update: bool) -> Mapping[str, Model]:
