@@ -87,6 +87,9 @@ models = Table(
     # NAME_KEY (below).
     Index("ix_models_created_at_id", "created_at", "id"),
     Index("ix_models_updated_at_id", "updated_at", "id"),
+    # Pages found by id (a search's matches, a reader's grants) read their
+    # sort keys and versions from this index, not from each model's row.
+    Index("ix_models_id_keys", "id", "created_at", "updated_at", "version_id"),
 )
 
 # Names sort by their first 256 characters: a B-tree entry on PostgreSQL holds
@@ -115,7 +118,8 @@ model_words = Table(
     Column(
         "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     ),
-    Index("ix_model_words_model_id", "model_id"),  # to replace a model's words
+    # A model's words: to replace them, and to check one has a word (covering).
+    Index("ix_model_words_model_id_word", "model_id", "word"),
 )
 
 # Every state a model has been in, newest with the highest number. A version

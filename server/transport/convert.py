@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -78,9 +78,14 @@ def list_query_from_proto(request: pb.ListModelsRequest) -> ListQuery:
     )
 
 
-def page_to_proto(query: ListQuery, page: ModelPage) -> pb.ListModelsResponse:
+def page_to_proto(
+    query: ListQuery, page: ModelPage, message_of: Callable[[Model], pb.Model] | None = None
+) -> pb.ListModelsResponse:
+    """The page's reply; `message_of` makes each model's message
+    (model_to_proto unless a cache of them is given: messages.py)."""
+    message_of = message_of or model_to_proto
     return pb.ListModelsResponse(
-        items=[model_to_proto(model) for model in page.models],
+        items=[message_of(model) for model in page.models],
         total=page.total,
         next_page_token="" if page.last is None else next_page_token(query, page.last),
     )

@@ -32,6 +32,7 @@ from .convert import (
     version_to_proto,
 )
 from .interceptor import current_caller
+from .messages import ModelMessages
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -45,6 +46,7 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self._registry = registry
         self._transfer = transfer  # synchronous: run on the database threads
         self._executor = executor
+        self._messages = ModelMessages()  # ListModels' messages, by version and view
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -57,7 +59,8 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
         query = list_query_from_proto(request)
-        return page_to_proto(query, await self._registry.list_models(current_caller(), query))
+        page = await self._registry.list_models(current_caller(), query)
+        return page_to_proto(query, page, self._messages.of)
 
     async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> pb.Model:
         model = await self._registry.update_model(
