@@ -12,13 +12,17 @@ from collections import OrderedDict
 from ..domain.models import Model
 
 DEFAULT_BUDGET_BYTES = 64 * 1024 * 1024
-# What a kept model costs beside its params and meta: the objects, the strings.
+# What a kept model costs: its params and meta decoded take about 2-5 times
+# their JSON text (measured on Open WebUI's exports), plus the model's other
+# objects and strings.
+_DECODED_PER_STORED_BYTE = 4
 _OVERHEAD_BYTES = 1024
 
 
 class ModelCache:
     """The most recently used models by version id, within a byte budget
-    (their params and meta as stored, plus a fixed overhead each)."""
+    (an estimate of their memory, from their params' and meta's size as
+    stored)."""
 
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self._budget = budget_bytes
@@ -39,7 +43,7 @@ class ModelCache:
         `stored_bytes` as stored; the least recently used go to make room."""
         if not model.version_id:
             return  # written before versions: nothing names this state
-        cost = stored_bytes + _OVERHEAD_BYTES
+        cost = stored_bytes * _DECODED_PER_STORED_BYTE + _OVERHEAD_BYTES
         if cost > self._budget:
             return
         with self._lock:
