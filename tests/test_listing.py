@@ -380,6 +380,13 @@ def test_a_non_admins_list_and_total_hold_only_what_they_may_read(web: Web, view
     page_2 = web.callers["maker"].on(face).list(page=2, page_size=2, order_by="name")
     assert [m["id"] for m in page_2.body["items"]] == ["view-to-all", "view-to-crew"]
     assert page_2.body["total"] == 5
+    # Past the last page: no models, and still the whole total.
+    beyond = web.callers["maker"].on(face).list(page=9, page_size=2, order_by="name")
+    assert (beyond.body["items"], beyond.body["total"]) == ([], 5)
+    # After a page token, the total is still of the whole query.
+    token = maker.body["next_page_token"]
+    after = web.callers["maker"].on(face).list(page_size=2, order_by="name", page_token=token)
+    assert after.body["total"] == 5 and len(after.body["items"]) == 2
 
 
 @pytest.mark.parametrize("face", FACES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .access import grant_principals
 from .errors import FieldViolation, InvalidArgument
 from .models import Model
 from .tokens import fingerprint, make_token, read_token
@@ -29,6 +30,20 @@ class Visibility:
     everything: bool
     user_id: str
     grantees: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who lists. Storage reads their groups, when `needs_groups`, in the
+    page's own transaction, and filters by the Visibility made from them."""
+
+    user_id: str
+    everything: bool  # an admin
+    needs_groups: bool
+
+    def visibility(self, groups: frozenset[str]) -> Visibility:
+        grantees = tuple(grant_principals(self.user_id, groups))
+        return Visibility(everything=self.everything, user_id=self.user_id, grantees=grantees)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import TypeVar
 
-from .access import FULL_ACCESS, access_to, as_seen_by, grant_principals
+from .access import FULL_ACCESS, access_to, as_seen_by
 from .errors import (
     CurrentVersion,
     FieldViolation,
@@ -21,7 +21,7 @@ from .errors import (
     ServiceUnavailable,
     VersionNotFound,
 )
-from .listing import ListQuery, ModelPage, Visibility
+from .listing import ListQuery, ModelPage, Reader
 from .models import ROLE_ADMIN, GrantDraft, Model, ModelDraft, ModelVersion, Principal
 from .stores import DuplicateKey, ModelChange, ModelStore, StorageUnavailable
 from .validation import build_model, check_commit_message, check_grants
@@ -65,18 +65,13 @@ class ModelRegistry:
 
     async def list_models(self, caller: Principal, query: ListQuery) -> ModelPage:
         """A page of the models the caller may read, each as they may see it."""
+        admin = caller.role == ROLE_ADMIN
+        # An admin sees everything, but what was shared with them (with their
+        # groups too) still takes their groups.
+        needs_groups = not admin or query.view == "shared"
+        reader = Reader(caller.user_id, everything=admin, needs_groups=needs_groups)
         try:
-            groups: frozenset[str] = frozenset()
-            # An admin sees everything, but what was shared with them (with
-            # their groups too) still takes their groups.
-            if caller.role != ROLE_ADMIN or query.view == "shared":
-                groups = await self._store.groups_of(caller.user_id)
-            visibility = Visibility(
-                everything=caller.role == ROLE_ADMIN,
-                user_id=caller.user_id,
-                grantees=tuple(grant_principals(caller.user_id, groups)),
-            )
-            page = await self._store.list(query, visibility)
+            page, groups = await self._store.list(query, reader)
         except StorageUnavailable as error:
             raise ServiceUnavailable() from error
         seen = [as_seen_by(m, access_to(caller, m, groups)) for m in page.models]

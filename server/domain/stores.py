@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .listing import ListQuery, ModelPage, Visibility
+from .listing import ListQuery, ModelPage, Reader, Visibility
 from .models import ActiveKey, ApiKey, Group, Model, ModelVersion, User
 from .versions import VersionPage, VersionQuery
 
@@ -31,10 +31,9 @@ class ModelStore(Protocol):
         """The model (grants included) and the groups of `user_id`."""
         ...
 
-    async def groups_of(self, user_id: str) -> frozenset[str]: ...
-
-    async def list(self, query: ListQuery, visibility: Visibility) -> ModelPage:
-        """One page of the models `visibility` lets through that match `query`."""
+    async def list(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
+        """One page of the models `reader` may read that match `query`, and
+        the reader's groups (empty unless `reader.needs_groups`)."""
         ...
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:

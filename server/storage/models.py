@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility, words_of
+from ..domain.listing import ListQuery, ModelPage, Reader, SortValue, Visibility, words_of
 from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
@@ -93,13 +93,6 @@ class ModelRepository:
 
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
         return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
-
-    async def groups_of(self, user_id: str) -> frozenset[str]:
-        def read() -> frozenset[str]:
-            with translate_errors(), self._reading() as connection:
-                return _groups_of(connection, user_id)
-
-        return await self._run(read)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         def write(connection: Connection, current: Model | None) -> Model | None:
@@ -189,10 +182,13 @@ class ModelRepository:
 
         return await self._run(write)
 
-    async def list(self, query: ListQuery, visibility: Visibility) -> ModelPage:
-        def read() -> ModelPage:
+    async def list(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
+        def read() -> tuple[ModelPage, frozenset[str]]:
             with translate_errors(), self._engine.connect() as connection:
-                return _page(connection, query, visibility, self._cache)
+                groups: frozenset[str] = frozenset()
+                if reader.needs_groups:
+                    groups = _groups_of(connection, reader.user_id)
+                return _page(connection, query, reader.visibility(groups), self._cache), groups
 
         return await self._run(read)
 
@@ -546,8 +542,18 @@ def _page(
     conditions = _filters(query, visibility)
     key = SORT_COLUMNS[query.order_by]
     page = select(models.c.id, models.c.version_id, key.label("sort_key")).where(*conditions)
+    # What a reader may see (or what was shared) is all read and sorted
+    # before the page is cut, so the same statement counts it: no second
+    # pass for the total. Not after a page token: it would count from the
+    # token's position on; not for an admin's search: counting many matches
+    # in the words' index alone is cheaper (_total).
+    counted_with_page = query.after is None and (
+        query.view == "shared" or not visibility.everything
+    )
     if _found_by_id(query, visibility):
         page = page.where(_KEYS_FROM_INDEX)
+    if counted_with_page:
+        page = page.add_columns(func.count().over().label("matched"))
     if query.after is not None:
         after = tuple_(key, models.c.id)
         position = tuple_(*query.after)
@@ -569,9 +575,11 @@ def _page(
     last: tuple[SortValue, str] | None = None
     if more and rows:
         last = (rows[-1].sort_key, rows[-1].id)
-    return ModelPage(
-        models=items, total=_total(connection, query, visibility, conditions), last=last
-    )
+    if counted_with_page and rows:
+        total = int(rows[0].matched)
+    else:
+        total = _total(connection, query, visibility, conditions)
+    return ModelPage(models=items, total=total, last=last)
 
 
 # SQLite takes the primary key's index for `id IN (...)` lookups, one row
