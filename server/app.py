@@ -32,6 +32,7 @@ class App:
 
     engine: Engine
     executor: ThreadPoolExecutor
+    list_executor: ThreadPoolExecutor  # ListModels' pages
     models: ModelRepository
     registry: ModelRegistry
     transfer: ModelTransfer
@@ -41,22 +42,30 @@ class App:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.list_executor.shutdown(wait=True)
         self.models.close()
         self.engine.dispose()
 
 
 def build_app(settings: Settings) -> App:
-    engine = create_database_engine(settings.database_url, pool_size=settings.database_threads)
+    engine = create_database_engine(
+        settings.database_url, pool_size=settings.database_threads + settings.list_threads
+    )
     executor = ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
+    list_executor = ThreadPoolExecutor(settings.list_threads, thread_name_prefix="db-list")
     pruner = None
     if settings.keep_versions is not None:
         pruner = VersionPruner(engine, settings.keep_versions)
     models = ModelRepository(
-        engine, executor, on_new_version=pruner.written if pruner is not None else None
+        engine,
+        executor,
+        list_executor=list_executor,
+        on_new_version=pruner.written if pruner is not None else None,
     )
     return App(
         engine=engine,
         executor=executor,
+        list_executor=list_executor,
         models=models,
         registry=ModelRegistry(models),
         transfer=ModelTransfer(

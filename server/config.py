@@ -21,8 +21,12 @@ class Settings:
     # Seconds a looked-up API key is trusted before it is checked again; a
     # revoked key stops working within this time. 0 checks on every call.
     auth_cache_seconds: float = DEFAULT_AUTH_CACHE_SECONDS
-    # Threads for database work; also the connection pool size.
+    # Threads for database work; with list_threads, the connection pool size.
     database_threads: int = 8
+    # Threads for ListModels' pages. Few: a page is mostly Python work under
+    # the interpreter lock, and eight threads taking turns on it finish fewer
+    # pages than one or two (BENCHMARKS.md).
+    list_threads: int = 2
     # Largest gRPC message the server accepts (RESOURCE_EXHAUSTED above).
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     # Port of the Prometheus metrics (/metrics) on grpc_host; None: not served.

@@ -69,10 +69,13 @@ class ModelRepository:
         engine: Engine,
         executor: Executor,
         *,
+        list_executor: Executor | None = None,
         on_new_version: Callable[[str], None] | None = None,
     ) -> None:
         self._engine = engine
         self._executor = executor
+        # ListModels' pages: a few threads of their own (config.list_threads).
+        self._list_executor = list_executor or executor
         # Told the id of each model that got a new version (retention.py).
         self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
@@ -190,7 +193,7 @@ class ModelRepository:
                     groups = _groups_of(connection, reader.user_id)
                 return _page(connection, query, reader.visibility(groups), self._cache), groups
 
-        return await self._run(read)
+        return await asyncio.get_running_loop().run_in_executor(self._list_executor, read)
 
     def close(self) -> None:
         self._writer.close()
