@@ -71,7 +71,7 @@ models = Table(
     "models",
     metadata,
     Column("id", _bytewise(256), primary_key=True),
-    Column("user_id", String(256), ForeignKey("users.id"), nullable=False, index=True),
+    Column("user_id", String(256), ForeignKey("users.id"), nullable=False),
     Column("base_model_id", String(256), nullable=True),
     Column("name", _bytewise(), nullable=False),
     Column("params", JSON, nullable=False),
@@ -90,6 +90,8 @@ models = Table(
     # Pages found by id (a search's matches, a reader's grants) read their
     # sort keys and versions from this index, not from each model's row.
     Index("ix_models_id_keys", "id", "created_at", "updated_at", "version_id"),
+    # A user's models (a reader's own, an owner's list): their ids from the index alone.
+    Index("ix_models_user_id", "user_id", "id"),
 )
 
 # Names sort by their first 256 characters: a B-tree entry on PostgreSQL holds
