@@ -4,7 +4,7 @@
 
 Each case builds its query the way the server does (domain/listing.py's
 list_query, the Visibility the registry makes) and runs storage's own
-`_page` on a connection that records every statement it executes; each
+`page_of` on a connection that records every statement it executes; each
 recorded statement is then run again under EXPLAIN QUERY PLAN with the same
 parameters. Without --database, a scratch file is migrated and seeded with
 the benchmark's models (bench/seeding.py; --models of them, default 20,000).
@@ -40,8 +40,9 @@ from sqlalchemy import Connection, create_engine, event
 from modelregistry_server.domain.access import grant_principals
 from modelregistry_server.domain.listing import ListQuery, Visibility, list_query
 from modelregistry_server.storage import migrations
+from modelregistry_server.storage.listing import page_of
 from modelregistry_server.storage.model_cache import ModelCache
-from modelregistry_server.storage.models import _groups_of, _page
+from modelregistry_server.storage.models import _groups_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seeding  # noqa: E402
@@ -148,7 +149,7 @@ def plans(connection: Connection, case: Case) -> list[Plan]:
         everything=case.admin, user_id=user, grantees=tuple(grant_principals(user, groups))
     )
     with recorded(connection) as statements:
-        _page(connection, case.query, visibility, ModelCache())  # cold: every statement
+        page_of(connection, case.query, visibility, ModelCache())  # cold: every statement
     return [Plan(sql, p, plan_of(connection, sql, p)) for sql, p in statements]
 
 

@@ -8,42 +8,34 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     Connection,
     Engine,
     Row,
-    Select,
-    Text,
-    and_,
     bindparam,
-    cast,
     delete,
-    exists,
     func,
     insert,
-    or_,
     select,
-    tuple_,
-    union,
     update,
 )
 
-from ..domain.listing import ListQuery, ModelPage, Reader, SortValue, Visibility, words_of
+from ..domain.listing import ListQuery, ModelPage, Reader, words_of
 from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
+from .listing import page_of
 from .model_cache import ModelCache
 from .reader import BatchReader
+from .rows import model_from_rows
 from .tables import (
-    NAME_KEY,
     group_members,
     model_counts,
     model_grants,
@@ -54,13 +46,6 @@ from .tables import (
 from .writer import BatchWriter
 
 T = TypeVar("T")
-# Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
-LAST = "\U0010ffff"
-SORT_COLUMNS = {
-    "name": NAME_KEY,
-    "created_at": models.c.created_at,
-    "updated_at": models.c.updated_at,
-}
 
 
 class ModelRepository:
@@ -191,7 +176,7 @@ class ModelRepository:
                 groups: frozenset[str] = frozenset()
                 if reader.needs_groups:
                     groups = _groups_of(connection, reader.user_id)
-                return _page(connection, query, reader.visibility(groups), self._cache), groups
+                return page_of(connection, query, reader.visibility(groups), self._cache), groups
 
         return await asyncio.get_running_loop().run_in_executor(self._list_executor, read)
 
@@ -425,28 +410,17 @@ def _read_models(
     groups: dict[str, set[str]] = {}
     for member in connection.execute(_GROUPS_OF_USERS, {"user_ids": user_ids}):
         groups.setdefault(member.user_id, set()).add(member.group_id)
-    found = {model_id: _from_rows(rows) for model_id, rows in rows_of.items()}
+    found = {model_id: model_from_rows(rows) for model_id, rows in rows_of.items()}
     return {
         (model_id, user_id): (found.get(model_id), frozenset(groups.get(user_id, ())))
         for model_id, user_id in keys
     }
 
 
-def _from_rows(rows: Sequence[Row[Any]]) -> Model:
-    """A model from its rows joined with its grants (one per grant, or one
-    without any)."""
-    grants = [
-        AccessGrant(row.grant_type, row.grant_id, row.grant_permission)
-        for row in rows
-        if row.grant_type is not None
-    ]
-    return _model(rows[0], grants)
-
-
 def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
     query = _MODEL_WITH_GRANTS_FOR_UPDATE if for_update else _MODEL_WITH_GRANTS
     rows = connection.execute(query, {"model_id": model_id}).all()
-    return _from_rows(rows) if rows else None
+    return model_from_rows(rows) if rows else None
 
 
 _GRANTS_OF = (
@@ -467,22 +441,6 @@ def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, li
 
 def _groups_of(connection: Connection, user_id: str) -> frozenset[str]:
     return frozenset(connection.execute(_GROUPS_OF, {"user_id": user_id}).scalars())
-
-
-def _model(row: Row[Any], grants: list[AccessGrant]) -> Model:
-    return Model(
-        id=row.id,
-        user_id=row.user_id,
-        base_model_id=row.base_model_id,
-        name=row.name,
-        params=row.params,
-        meta=row.meta,
-        access_grants=grants,
-        is_active=bool(row.is_active),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version_id=row.version_id or "",
-    )
 
 
 def _load_version(connection: Connection, model_id: str, version_id: str) -> ModelVersion | None:
@@ -534,165 +492,3 @@ def _version_page(connection: Connection, query: VersionQuery) -> VersionPage:
     rows = rows[: query.page_size]
     versions = [_version(row, with_snapshot=False) for row in rows]
     return VersionPage(versions, versions[-1].number if more and versions else None)
-
-
-def _page(
-    connection: Connection, query: ListQuery, visibility: Visibility, cache: ModelCache
-) -> ModelPage:
-    """One page: the page's ids and versions by one indexed statement, then
-    only the models `cache` does not hold at those versions, with their
-    grants, by another."""
-    conditions = _filters(query, visibility)
-    key = SORT_COLUMNS[query.order_by]
-    page = select(models.c.id, models.c.version_id, key.label("sort_key")).where(*conditions)
-    # What a reader may see (or what was shared) is all read and sorted
-    # before the page is cut, so the same statement counts it: no second
-    # pass for the total. Not after a page token: it would count from the
-    # token's position on; not for an admin's search: counting many matches
-    # in the words' index alone is cheaper (_total).
-    counted_with_page = query.after is None and (
-        query.view == "shared" or not visibility.everything
-    )
-    if _found_by_id(query, visibility):
-        page = page.where(_KEYS_FROM_INDEX)
-    if counted_with_page:
-        page = page.add_columns(func.count().over().label("matched"))
-    if query.after is not None:
-        after = tuple_(key, models.c.id)
-        position = tuple_(*query.after)
-        page = page.where(after < position if query.descending else after > position)
-    if query.descending:
-        page = page.order_by(key.desc(), models.c.id.desc())
-    else:
-        page = page.order_by(key.asc(), models.c.id.asc())
-    page = page.offset(query.offset).limit(query.page_size + 1)  # one more: is there a next page?
-    rows = connection.execute(page).all()
-    more = len(rows) > query.page_size
-    rows = rows[: query.page_size]
-    kept = {row.id: cache.get(row.version_id) for row in rows if row.version_id}
-    missing = [row.id for row in rows if kept.get(row.id) is None]
-    read = _read_page_models(connection, missing, cache) if missing else {}
-    # A model deleted between the two statements (PostgreSQL reads each in
-    # its own snapshot) is left out; one changed meanwhile comes as it is now.
-    items = [m for m in (kept.get(row.id) or read.get(row.id) for row in rows) if m is not None]
-    last: tuple[SortValue, str] | None = None
-    if more and rows:
-        last = (rows[-1].sort_key, rows[-1].id)
-    if counted_with_page and rows:
-        total = int(rows[0].matched)
-    else:
-        total = _total(connection, query, visibility, conditions)
-    return ModelPage(models=items, total=total, last=last)
-
-
-# SQLite takes the primary key's index for `id IN (...)` lookups, one row
-# each, then reads each model's row for its sort key. A condition on the next
-# column of ix_models_id_keys (true of every model) steers it to that
-# covering index instead: a search matching 10,000 models pages about five
-# times faster. (bench/query_plans.py shows the plans.)
-_KEYS_FROM_INDEX = models.c.created_at >= -(2**63)
-
-
-def _found_by_id(query: ListQuery, visibility: Visibility) -> bool:
-    """Whether the page's models are found by id (from words or grants), not
-    by walking an order's index."""
-    return query.view == "shared" or not visibility.everything or bool(query.words)
-
-
-_STORED_BYTES = func.length(cast(models.c.params, Text)) + func.length(cast(models.c.meta, Text))
-_PAGE_MODELS_WITH_GRANTS = _MODELS_WITH_GRANTS.add_columns(_STORED_BYTES.label("stored_bytes"))
-
-
-def _read_page_models(
-    connection: Connection, model_ids: list[str], cache: ModelCache
-) -> dict[str, Model]:
-    rows_of: dict[str, list[Row[Any]]] = {}
-    for row in connection.execute(_PAGE_MODELS_WITH_GRANTS, {"model_ids": model_ids}):
-        rows_of.setdefault(row.id, []).append(row)
-    read = {}
-    for model_id, rows in rows_of.items():
-        model = read[model_id] = _from_rows(rows)
-        cache.put(model, rows[0].stored_bytes or 0)
-    return read
-
-
-def _filters(query: ListQuery, visibility: Visibility) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    me = visibility.user_id
-    if query.is_active is not None:
-        conditions.append(models.c.is_active == query.is_active)
-    if query.owner_id is not None:
-        conditions.append(models.c.user_id == query.owner_id)
-    if query.view == "created":
-        conditions.append(models.c.user_id == me)
-    elif query.view == "shared":
-        conditions.append(models.c.user_id != me)
-        conditions.append(models.c.id.in_(_granted_to(visibility.grantees)))
-    elif not visibility.everything:
-        conditions.append(_readable(visibility))
-    for word in query.words:
-        conditions.append(_has_word(word, driven_by_words=visibility.everything))
-    return conditions
-
-
-def _has_word(word: str, *, driven_by_words: bool) -> ColumnElement[bool]:
-    """A model has a word starting with `word`."""
-    starts = _matching(word)
-    if driven_by_words:
-        # Every model may match: the matching words lead, so the cost follows
-        # how many models the word matches.
-        return models.c.id.in_(select(model_words.c.model_id).where(starts))
-    # The caller's own models and grants lead (see _filters); each is checked
-    # by its own few words (ix_model_words_model_id_word), so the cost follows
-    # what the caller may read, not how many models the word matches.
-    return exists().where(model_words.c.model_id == models.c.id, starts)
-
-
-def _matching(word: str) -> ColumnElement[bool]:
-    """A word starting with `word`: a range of model_words' key."""
-    return and_(model_words.c.word >= word, model_words.c.word < word + LAST)
-
-
-def _readable(visibility: Visibility) -> ColumnElement[bool]:
-    """A model the caller (not an admin) may read: driven from the caller's
-    own models and their grants, both indexed, so the cost follows what the
-    caller may see, not how many models exist."""
-    own = select(models.c.id.label("id")).where(models.c.user_id == visibility.user_id)
-    return models.c.id.in_(union(own, _granted_to(visibility.grantees)))
-
-
-def _granted_to(grantees: Iterable[tuple[str, str]]) -> Select[tuple[str]]:
-    by_type: dict[str, list[str]] = {}
-    for access_type, access_id in grantees:
-        by_type.setdefault(access_type, []).append(access_id)
-    return select(model_grants.c.model_id.label("id")).where(
-        or_(
-            *(
-                and_(model_grants.c.access_type == access_type, model_grants.c.access_id.in_(ids))
-                for access_type, ids in by_type.items()
-            )
-        )
-    )
-
-
-def _total(
-    connection: Connection,
-    query: ListQuery,
-    visibility: Visibility,
-    conditions: list[ColumnElement[bool]],
-) -> int:
-    unfiltered = not (query.words or query.owner_id or query.view)
-    if visibility.everything and unfiltered:
-        # Every model, or every (in)active one: kept counts, not a scan.
-        counts = select(func.coalesce(func.sum(model_counts.c.models), 0))
-        if query.is_active is not None:
-            counts = counts.where(model_counts.c.is_active == query.is_active)
-        return int(connection.execute(counts).scalar_one())
-    only_one_word = len(query.words) == 1 and not (query.owner_id or query.view)
-    if visibility.everything and only_one_word and query.is_active is None:
-        # Every model the word matches: counted in the words' index alone.
-        matched = _matching(query.words[0])
-        counts = select(func.count(model_words.c.model_id.distinct())).where(matched)
-        return int(connection.execute(counts).scalar_one())
-    counted = select(func.count()).select_from(models).where(*conditions)
-    return int(connection.execute(counted).scalar_one())

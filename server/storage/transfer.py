@@ -7,22 +7,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, exc, select, true
+from sqlalchemy import Connection, Engine, Select, exc, select
 
 from ..domain.listing import Visibility
 from ..domain.models import Model
 from ..domain.stores import ImportDecision
 from .database import WRITE_FIRST, is_outage, is_unique_violation, translate_errors, writer_turn
+from .listing import grantee_parameters, readable
 from .models import (
     _count_new,
     _grants_of,
     _groups_of,
     _insert_models,
-    _model,
-    _readable,
     _store_change,
 )
+from .rows import model_of as _model
 from .tables import models
 
 
@@ -40,19 +41,19 @@ class TransferRepository:
             return _groups_of(connection, user_id)
 
     def visible_ids(self, ids: Sequence[str], visibility: Visibility) -> frozenset[str]:
-        query = select(models.c.id).where(models.c.id.in_(ids), _visible(visibility))
+        query = _visible(select(models.c.id).where(models.c.id.in_(ids)), visibility)
         with translate_errors(), self._engine.connect() as connection:
             return frozenset(connection.execute(query).scalars())
 
     def export(
         self, visibility: Visibility, ids: Sequence[str], after: str | None, limit: int
     ) -> list[Model]:
-        query = select(models).where(_visible(visibility))
+        query = select(models)
         if ids:
             query = query.where(models.c.id.in_(ids))
         if after is not None:
             query = query.where(models.c.id > after)
-        query = query.order_by(models.c.id).limit(limit)
+        query = _visible(query.order_by(models.c.id).limit(limit), visibility)
         with translate_errors(), self._engine.connect() as connection:
             rows = connection.execute(query).all()
             grants = _grants_of(connection, [row.id for row in rows]) if rows else {}
@@ -83,11 +84,13 @@ class TransferRepository:
         return taken
 
 
-def _visible(visibility: Visibility) -> ColumnElement[bool]:
-    """The models a caller may read, as ListModels filters them."""
+def _visible(query: Select[Any], visibility: Visibility) -> Select[Any]:
+    """`query` kept to the models a caller may read, as ListModels keeps them."""
     if visibility.everything:
-        return true()
-    return _readable(visibility)
+        return query
+    types = sorted({access_type for access_type, _ in visibility.grantees})
+    values = {"me": visibility.user_id, **grantee_parameters(visibility)}
+    return query.where(readable(types)).params(values)
 
 
 def _load_many(connection: Connection, ids: list[str], *, for_update: bool) -> Mapping[str, Model]:
