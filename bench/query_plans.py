@@ -16,10 +16,11 @@ A plan is marked when its cost follows how many models exist, or for a
 non-admin how many models the words match, where it must follow what the
 caller may read: for the non-admin and search cases, any SCAN of models
 (with or without an index); for the non-admin cases also a search of
-model_words by word range alone (every model the word matches, whoever may
-read it), not within one model's words. Admin pages walk an order's index,
-stopping at the page's end, which is how a keyset page should run; an
-admin's search is driven by the words.
+model_words by word range alone, or of model_tags by tag alone (every model
+the word or tag matches, whoever may read it), not within one model's own.
+Admin pages walk an order's index, stopping at the page's end, which is how
+a keyset page should run; an admin's search is driven by the words (or the
+tag).
 The exit status is 1 when a plan is marked."""
 
 from __future__ import annotations
@@ -73,10 +74,13 @@ class Plan:
         ):
             found.append("walks models: the cost follows the table")
         if not case.admin and any(
-            d.startswith("SEARCH model_words") and "word>" in d and "(model_id=?" not in d
+            (d.startswith("SEARCH model_words") and "word>" in d and "(model_id=?" not in d)
+            or (d.startswith("SEARCH model_tags") and "(tag=?)" in d)
             for d in details
         ):
-            found.append("reads every model the word matches, not only those the caller may read")
+            found.append(
+                "reads every model the word or tag matches, not only those the caller may read"
+            )
         return found
 
 
@@ -115,6 +119,8 @@ def cases(connection: Connection) -> list[Case]:
         Case(f"non-admin, page after {offset + 1:,} (keyset)", deep, False, False),
         Case(f"search {seeding.SEARCH_WORD!r}, admin", search, True, True),
         Case(f"search {seeding.SEARCH_WORD!r}, non-admin", search, False, True),
+        Case("tag 'vision', admin", query(tag="vision"), True, True),
+        Case("tag 'vision', non-admin", query(tag="vision"), False, True),
     ]
 
 

@@ -239,6 +239,9 @@ class Caller:
     def list(self, **fields: Any) -> pb.ListModelsResponse:
         return self._call(self.models.ListModels, pb.ListModelsRequest(**fields))
 
+    def tags(self) -> list[str]:
+        return list(self._call(self.models.ListModelTags, pb.ListModelTagsRequest()).tags)
+
     def list_pages(self, **fields: Any) -> list[pb.ListModelsResponse]:
         """Every page of one query, following next_page_token."""
         pages = [self.list(**fields)]
@@ -345,6 +348,10 @@ class Face:
             "GET",
             "/models/list" + (f"?{urllib.parse.urlencode(query)}" if query else ""),
         )
+
+    def tags(self) -> Reply:
+        """The tags as Open WebUI's front end reads them: a bare array."""
+        return self._do(self.caller.tags, "GET", "/models/tags")
 
     def update(self, model: dict[str, Any]) -> Reply:
         return self._do(

@@ -168,6 +168,33 @@ def test_models_stored_before_grant_rows_keep_their_grants(database_url_factory:
     assert schema_diff(url) == []
 
 
+def test_models_stored_before_tag_rows_get_their_tags(database_url_factory: NewDatabase):
+    """Revision 0007 reads the tags of the models already stored from their
+    meta, as the server reads them (each once whatever its case)."""
+    url = database_url_factory()
+    upgrade(url, "0006")
+    tags = {"tags": [{"name": "Vision"}, "code", {"name": "VISION"}, {"x": 1}]}
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
+        for model_id, meta in (("tagged", tags), ("untagged", {"tags": "code"})):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
+                    " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'M',"
+                    " '{}', :meta, true, 1, 1)"
+                ),
+                {"id": model_id, "meta": json.dumps(meta)},
+            )
+    engine.dispose()
+    assert upgrade(url).after == head_revision()
+    assert query(url, "SELECT tag, model_id, name FROM model_tags ORDER BY tag") == [
+        ("code", "tagged", "code"),
+        ("vision", "tagged", "Vision"),
+    ]
+    assert schema_diff(url) == []
+
+
 def test_two_servers_starting_on_an_empty_database_make_one_admin(
     database_url_factory: NewDatabase,
 ):

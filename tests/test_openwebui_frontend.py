@@ -41,14 +41,14 @@ def _create_new_model_source(wheel: Path) -> str:
 
 def _as_javascript(typescript: str, name: str = "createNewModel") -> str:
     """The function `name` as plain JavaScript: the same statements, without
-    the type annotations it carries (on parameters, its Promise<...> return
-    type, `as any`)."""
+    the type annotations it carries (on parameters, optional ones too, its
+    Promise<...> return type, `as any`)."""
     start = typescript.index(f"export const {name} ")
     end = typescript.find("\nexport ", start + 1)
     end = len(typescript) if end < 0 else end
     function = typescript[start:end]
     function = re.sub(r"\):\s*Promise<.*?>\s*=>", ") =>", function, count=1, flags=re.S)
-    function = re.sub(r"(\w+): (string|object|number)\b", r"\1", function)
+    function = re.sub(r"(\w+)\??: (string|object|number|AbortSignal)\b", r"\1", function)
     function = function.replace(" as any", "")
     assert not re.search(r":\s*(string|object|any|number)\b", function), function
     return function.replace("export const", "const", 1)
@@ -177,6 +177,8 @@ HISTORY_FUNCTIONS = (
     "setProductionModelVersion",
     "deleteModelHistoryVersion",
     "updateModelById",
+    "getModelItems",
+    "getModelTags",
 )
 
 
@@ -258,3 +260,27 @@ def test_open_webui_model_history_works_against_us(
     assert call(api_js, web, "getModelHistoryEntry", unique_id, "gone") == {
         "error": {"detail": "Model version not found"}
     }
+
+
+def test_open_webui_workspace_list_and_tags_work_against_us(
+    create_new_model_js: Path, api_js: Path, web: Registry, unique_id: str
+):
+    """What the model workspace page does (workspace/Models.svelte): a page
+    of models for the selected tag, then the tags for its tag selector."""
+    for suffix, tag in (("a", "Vision"), ("b", "vision"), ("c", "Audio")):
+        model = {
+            "id": f"{unique_id}-{suffix}",
+            "name": f"Tagged {suffix}",
+            "meta": {"tags": [{"name": tag}]},
+            "params": {},
+        }
+        assert "saved" in run_create_new_model(create_new_model_js, web, model)
+
+    page = call(api_js, web, "getModelItems", unique_id, "", "VISION", "name", "asc", 1)
+    items = page["result"]["items"]
+    assert [m["id"] for m in items] == [f"{unique_id}-a", f"{unique_id}-b"]
+    assert page["result"]["total"] == 2 and all(m["write_access"] for m in items)
+
+    tags = call(api_js, web, "getModelTags")["result"]
+    assert {"Audio", "Vision"} <= set(tags) and "vision" not in tags
+    assert tags == sorted(tags, key=str.casefold)

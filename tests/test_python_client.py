@@ -172,6 +172,16 @@ def test_iter_models_follows_the_page_tokens(admin: Client, unique_id: str):
     assert sorted(found) == sorted(ids) and len(found) == 5
 
 
+def test_tags_and_the_tag_filter(admin: Client, unique_id: str):
+    tag = "Tag" + uuid.uuid4().hex[:12]
+    tagged = {**minimal(unique_id), "meta": {"tags": [{"name": tag}]}}
+    admin.create_model(tagged)
+    admin.create_model(minimal(unique_id + "-untagged"))
+    assert tag in admin.list_model_tags()
+    assert [m.id for m in admin.iter_models(tag=tag.lower())] == [unique_id]
+    assert [m.id for m in admin.list_models(tag=tag.upper()).items] == [unique_id]
+
+
 # -- typed errors ---------------------------------------------------------------------
 
 

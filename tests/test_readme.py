@@ -125,15 +125,18 @@ def test_curl_walkthrough(database_url_factory):
 
 
 def test_registry_grpcurl_walkthrough(fresh_registry: Registry):
-    create, get, search, update, toggle, share, group, member, delete = walkthrough(
+    create, get, search, by_tag, tags, update, toggle, share, group, member, delete = walkthrough(
         "registry-grpcurl"
     )
-    results = [run(command, fresh_registry) for command in (create, get, search, update)]
+    commands = (create, get, search, by_tag, tags, update)
+    results = [run(command, fresh_registry) for command in commands]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
-    created, got, found, updated = (json.loads(r.stdout) for r in results)
+    created, got, found, tagged, in_use, updated = (json.loads(r.stdout) for r in results)
     assert created["id"] == got["id"] == "reviewer"
     assert got["write_access"] is True and got["params"] == {"temperature": 0.2}
     assert [item["id"] for item in found["items"]] == ["reviewer"] and found["total"] == "1"
+    assert [item["id"] for item in tagged["items"]] == ["reviewer"]
+    assert in_use == {"tags": ["Code"]}
     assert updated["params"] == {"temperature": 0.1} and updated["name"] == "Code reviewer"
 
     toggled = json.loads(run(toggle, fresh_registry).stdout)
@@ -155,11 +158,16 @@ def test_registry_grpcurl_walkthrough(fresh_registry: Registry):
 def test_registry_curl_walkthrough(database_url_factory):
     registry = start_registry(database_url_factory(), http=True)
     try:
-        create, get, search, update, toggle, share, delete, gone = walkthrough("registry-curl")
-        outputs = [json.loads(run(c, registry).stdout) for c in (create, get, search, update)]
-        created, got, found, updated = outputs
+        create, get, search, by_tag, tags, update, toggle, share, delete, gone = walkthrough(
+            "registry-curl"
+        )
+        commands = (create, get, search, by_tag, tags, update)
+        outputs = [json.loads(run(c, registry).stdout) for c in commands]
+        created, got, found, tagged, in_use, updated = outputs
         assert created["id"] == got["id"] == "summarizer" and got["write_access"] is True
         assert [item["id"] for item in found["items"]] == ["summarizer"] and found["total"] == 1
+        assert [item["id"] for item in tagged["items"]] == ["summarizer"]
+        assert in_use == ["Writing"]
         assert updated["name"] == "Summarizer v2" and updated["params"] == {"max_tokens": 800}
         assert json.loads(run(toggle, registry).stdout)["is_active"] is False
         assert json.loads(run(share, registry).stdout)["access_grants"] == [

@@ -139,6 +139,7 @@ class Client:
         is_active: bool | None = None,
         owner_id: str = "",
         page: int = 0,
+        tag: str = "",
     ) -> pb.ListModelsResponse:
         """One page; see iter_models for all of them."""
         request = pb.ListModelsRequest(
@@ -151,8 +152,14 @@ class Client:
             is_active=is_active,
             owner_id=owner_id,
             page=page,
+            tag=tag,
         )
         return self._call(self._models.ListModels, request)
+
+    def list_model_tags(self) -> list[str]:
+        """The tags of the models the caller may read, sorted."""
+        reply = self._call(self._models.ListModelTags, pb.ListModelTagsRequest())
+        return list(reply.tags)
 
     def iter_models(
         self,
@@ -164,6 +171,7 @@ class Client:
         direction: str = "",
         is_active: bool | None = None,
         owner_id: str = "",
+        tag: str = "",
     ) -> Iterator[pb.Model]:
         """Every model of a query, page after page (each page one call, with
         its own deadline and retries)."""
@@ -178,6 +186,7 @@ class Client:
                 direction=direction,
                 is_active=is_active,
                 owner_id=owner_id,
+                tag=tag,
             )
             yield from page.items
             token = page.next_page_token

@@ -66,11 +66,14 @@ class ListQuery:
     page_size: int
     after: tuple[SortValue, str] | None  # (sort value, id) of the previous page's last model
     offset: int  # models skipped (Open WebUI's page=N); 0 with page tokens
+    tag: str | None = None  # only models with this tag (its key: tag_key)
 
     def fingerprint(self) -> str:
         """What a page token is bound to: the query, not the page."""
         shape = [self.order_by, self.descending, self.words, self.view, self.is_active]
         shape.append(self.owner_id)
+        if self.tag is not None:  # (tokens made before tags stay valid)
+            shape.append(self.tag)
         return fingerprint("list", shape)
 
 
@@ -85,6 +88,7 @@ def list_query(
     is_active: bool | None,
     owner_id: str,
     page: int,
+    tag: str = "",
 ) -> ListQuery:
     """The checked query; InvalidArgument naming every bad field."""
     violations: list[FieldViolation] = []
@@ -109,6 +113,12 @@ def list_query(
         )
     elif "\x00" in query:
         violations.append(FieldViolation("query", "query must not contain NUL characters"))
+    if len(tag) > MAX_TAG_LENGTH:
+        violations.append(
+            FieldViolation("tag", f"tag is too long (max {MAX_TAG_LENGTH} characters)")
+        )
+    elif "\x00" in tag:
+        violations.append(FieldViolation("tag", "tag must not contain NUL characters"))
     if not 0 <= page <= MAX_PAGE:
         violations.append(FieldViolation("page", f"page must be between 1 and {MAX_PAGE}"))
     if page and page_token:
@@ -127,11 +137,34 @@ def list_query(
         page_size=page_size or DEFAULT_PAGE_SIZE,
         after=None,
         offset=max(page - 1, 0) * (page_size or DEFAULT_PAGE_SIZE),
+        tag=tag_key(tag) or None,
     )
     if page_token:
         after = _read_token(page_token, checked.fingerprint())
         checked = replace(checked, after=after)
     return checked
+
+
+MAX_TAG_LENGTH = 256
+
+
+def tags_of(meta: object) -> list[str]:
+    """A model's tags, from meta.tags as Open WebUI writes them ({"name": ...}
+    or a plain string each), stripped, each once by tag_key, first spelling
+    kept; anything else there is not a tag."""
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    found: dict[str, str] = {}
+    for tag in tags if isinstance(tags, list) else ():
+        name = tag.get("name") if isinstance(tag, dict) else tag
+        if isinstance(name, str) and name.strip():
+            name = name.strip()[:MAX_TAG_LENGTH]
+            found.setdefault(tag_key(name), name)
+    return list(found.values())
+
+
+def tag_key(name: str) -> str:
+    """What tags are matched by: case does not matter."""
+    return name.strip().casefold()[:MAX_TAG_LENGTH]
 
 
 MAX_QUERY_WORDS = 16

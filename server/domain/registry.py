@@ -77,6 +77,15 @@ class ModelRegistry:
         seen = [as_seen_by(m, access_to(caller, m, groups)) for m in page.models]
         return replace(page, models=seen)
 
+    async def list_tags(self, caller: Principal) -> list[str]:
+        """The tags of the models the caller may read."""
+        admin = caller.role == ROLE_ADMIN
+        try:
+            reader = Reader(caller.user_id, everything=admin, needs_groups=not admin)
+            return list(await self._store.tags(reader))
+        except StorageUnavailable as error:
+            raise ServiceUnavailable() from error
+
     async def update_model(
         self, caller: Principal, draft: ModelDraft, fields: Collection[str] | None = None
     ) -> Model:

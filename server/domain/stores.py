@@ -36,6 +36,11 @@ class ModelStore(Protocol):
         the reader's groups (empty unless `reader.needs_groups`)."""
         ...
 
+    async def tags(self, reader: Reader) -> Sequence[str]:
+        """The tags of the models `reader` may read, each once (by tag_key),
+        sorted by key."""
+        ...
+
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         """Apply `change` to the model in one transaction (no other write to
         it in between) and return what it became. A model with a new

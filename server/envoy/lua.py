@@ -90,6 +90,7 @@ _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 BARE_ARRAY_REPLIES = {
     "modelregistry.v1.ListModelVersionsResponse": "versions",
     "modelregistry.v1.ExportModelsResponse": "models",
+    "modelregistry.v1.ListModelTagsResponse": "tags",
 }
 
 # Request fields HTTP may not set: over HTTP a reply is unwrapped to one

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     union,
 )
@@ -33,7 +34,7 @@ from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility
 from ..domain.models import Model
 from .model_cache import ModelCache
 from .rows import model_from_rows
-from .tables import NAME_KEY, model_counts, model_grants, model_words, models
+from .tables import NAME_KEY, model_counts, model_grants, model_tags, model_words, models
 
 # Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
 LAST = "\U0010ffff"
@@ -56,13 +57,14 @@ class Shape:
     is_active: bool  # filtered by is_active
     owner: bool  # filtered by owner
     words: int
+    tag: bool  # filtered by a tag
     grantee_types: tuple[str, ...]  # the access_types of the caller's grantees
 
     @property
     def found_by_id(self) -> bool:
         """The page's models are found by id (from words or grants), not by
         walking an order's index."""
-        return self.view == "shared" or not self.everything or self.words > 0
+        return self.view == "shared" or not self.everything or self.words > 0 or self.tag
 
     @property
     def counted_with_page(self) -> bool:
@@ -84,6 +86,7 @@ def shape_of(query: ListQuery, visibility: Visibility) -> Shape:
         is_active=query.is_active is not None,
         owner=query.owner_id is not None,
         words=len(query.words),
+        tag=query.tag is not None,
         grantee_types=tuple(sorted({access_type for access_type, _ in visibility.grantees})),
     )
 
@@ -103,6 +106,8 @@ def parameters_of(query: ListQuery, visibility: Visibility) -> dict[str, Any]:
     for index, word in enumerate(query.words):
         values[f"word_{index}"] = word
         values[f"word_end_{index}"] = word + LAST
+    if query.tag is not None:
+        values["tag"] = query.tag
     if query.after is not None:
         values["after_key"], values["after_id"] = query.after
     return values
@@ -171,14 +176,16 @@ def _page_statement(shape: Shape) -> Select[Any]:
 
 @lru_cache(maxsize=512)
 def _total_statement(shape: Shape) -> Select[Any]:
-    unfiltered = not (shape.words or shape.owner or shape.view)
+    unfiltered = not (shape.words or shape.owner or shape.view or shape.tag)
     if shape.everything and unfiltered:
         # Every model, or every (in)active one: kept counts, not a scan.
         counts = select(func.coalesce(func.sum(model_counts.c.models), 0))
         if shape.is_active:
             counts = counts.where(model_counts.c.is_active == bindparam("is_active"))
         return counts
-    only_one_word = shape.words == 1 and not (shape.owner or shape.view or shape.is_active)
+    only_one_word = shape.words == 1 and not (
+        shape.owner or shape.view or shape.is_active or shape.tag
+    )
     if shape.everything and only_one_word:
         # Every model the word matches: counted in the words' index alone.
         return select(func.count(model_words.c.model_id.distinct())).where(_matching(0))
@@ -200,7 +207,18 @@ def _filters(shape: Shape) -> list[ColumnElement[bool]]:
         conditions.append(readable(shape.grantee_types))
     for index in range(shape.words):
         conditions.append(_has_word(index, driven_by_words=shape.everything))
+    if shape.tag:
+        conditions.append(_has_tag(driven_by_tags=shape.everything))
     return conditions
+
+
+def _has_tag(*, driven_by_tags: bool) -> ColumnElement[bool]:
+    """A model has the query's tag: led by the tag's models for an admin, or
+    checked in each readable model's own tags (as _has_word)."""
+    tagged = model_tags.c.tag == bindparam("tag")
+    if driven_by_tags:
+        return models.c.id.in_(select(model_tags.c.model_id).where(tagged))
+    return exists().where(model_tags.c.model_id == models.c.id, tagged)
 
 
 def _has_word(index: int, *, driven_by_words: bool) -> ColumnElement[bool]:
@@ -229,8 +247,50 @@ def readable(grantee_types: Sequence[str]) -> ColumnElement[bool]:
     """A model the caller (not an admin) may read: driven from the caller's
     own models ("me") and their grants (grantee_parameters), both indexed,
     so the cost follows what the caller may see, not how many models exist."""
+    return models.c.id.in_(_readable_ids(grantee_types))
+
+
+def _readable_ids(grantee_types: Sequence[str]) -> Any:
     own = select(models.c.id.label("id")).where(models.c.user_id == bindparam("me"))
-    return models.c.id.in_(union(own, _granted(grantee_types)))
+    return union(own, _granted(grantee_types))
+
+
+# Every tag once, by its key: a walk from each key to the next in the tags'
+# primary key (tag, model_id), so the cost follows how many tags there are,
+# not how many models have them; each in the spelling of its first model.
+_EVERY_TAG = text(
+    """
+    WITH RECURSIVE keys(tag) AS (
+        SELECT min(tag) FROM model_tags
+        UNION ALL
+        SELECT (SELECT min(t.tag) FROM model_tags t WHERE t.tag > keys.tag)
+        FROM keys WHERE keys.tag IS NOT NULL
+    )
+    SELECT (SELECT t.name FROM model_tags t WHERE t.tag = keys.tag ORDER BY t.model_id LIMIT 1)
+    FROM keys WHERE keys.tag IS NOT NULL
+    """
+)
+
+
+@lru_cache(maxsize=16)
+def _readable_tags(grantee_types: tuple[str, ...]) -> Select[Any]:
+    """The tags of a reader's models (own and granted), each once."""
+    first_spelling = func.min(model_tags.c.name)
+    return (
+        select(first_spelling)
+        .where(model_tags.c.model_id.in_(_readable_ids(grantee_types)))
+        .group_by(model_tags.c.tag)
+        .order_by(model_tags.c.tag)
+    )
+
+
+def tags_of_readable(connection: Connection, visibility: Visibility) -> list[str]:
+    """The tags of the models `visibility` lets through, sorted by key."""
+    if visibility.everything:
+        return list(connection.execute(_EVERY_TAG).scalars())
+    types = tuple(sorted({access_type for access_type, _ in visibility.grantees}))
+    values = {"me": visibility.user_id, **grantee_parameters(visibility)}
+    return list(connection.execute(_readable_tags(types), values).scalars())
 
 
 def _granted(grantee_types: Sequence[str]) -> Select[tuple[str]]:

@@ -25,13 +25,13 @@ from sqlalchemy import (
     update,
 )
 
-from ..domain.listing import ListQuery, ModelPage, Reader, words_of
+from ..domain.listing import ListQuery, ModelPage, Reader, tag_key, tags_of, words_of
 from ..domain.models import AccessGrant, Model, ModelVersion, Snapshot
 from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
-from .listing import page_of
+from .listing import page_of, tags_of_readable
 from .model_cache import ModelCache
 from .reader import BatchReader
 from .rows import model_from_rows
@@ -39,6 +39,7 @@ from .tables import (
     group_members,
     model_counts,
     model_grants,
+    model_tags,
     model_versions,
     model_words,
     models,
@@ -81,6 +82,16 @@ class ModelRepository:
 
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
         return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
+
+    async def tags(self, reader: Reader) -> list[str]:
+        def read() -> list[str]:
+            with translate_errors(), self._engine.connect() as connection:
+                groups: frozenset[str] = frozenset()
+                if reader.needs_groups:
+                    groups = _groups_of(connection, reader.user_id)
+                return tags_of_readable(connection, reader.visibility(groups))
+
+        return await asyncio.get_running_loop().run_in_executor(self._list_executor, read)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         def write(connection: Connection, current: Model | None) -> Model | None:
@@ -233,6 +244,12 @@ def _word_rows(model: Model) -> list[dict[str, str]]:
     ]
 
 
+def _tag_rows(model: Model) -> list[dict[str, str]]:
+    return [
+        {"tag": tag_key(name), "model_id": model.id, "name": name} for name in tags_of(model.meta)
+    ]
+
+
 def _version_row(version: ModelVersion) -> dict[str, Any]:
     assert version.snapshot is not None
     snapshot = version.snapshot
@@ -275,6 +292,9 @@ def _insert_models(connection: Connection, batch: list[Model]) -> None:
     words = [row for model in batch for row in _word_rows(model)]
     if words:
         connection.execute(insert(model_words), words)
+    tags = [row for model in batch for row in _tag_rows(model)]
+    if tags:
+        connection.execute(insert(model_tags), tags)
 
 
 def _count_new(connection: Connection, stored: list[Model]) -> None:
@@ -301,6 +321,10 @@ def _store_change(
     if (after.name, after.base_model_id) != (before.name, before.base_model_id):
         connection.execute(_DELETE_WORDS, key)
         connection.execute(_INSERT_WORDS, _word_rows(after))
+    if tags_of(after.meta) != tags_of(before.meta):
+        connection.execute(_DELETE_TAGS, key)
+        if tag_rows := _tag_rows(after):
+            connection.execute(_INSERT_TAGS, tag_rows)
     if after.is_active != before.is_active:
         _count(connection, Counter({before.is_active: -1, after.is_active: 1}))
     if _has_new_version(before, after):
@@ -345,6 +369,8 @@ _DELETE_GRANTS = delete(model_grants).where(model_grants.c.model_id == _MODEL_KE
 _INSERT_GRANTS = insert(model_grants)
 _DELETE_WORDS = delete(model_words).where(model_words.c.model_id == _MODEL_KEY)
 _INSERT_WORDS = insert(model_words)
+_DELETE_TAGS = delete(model_tags).where(model_tags.c.model_id == _MODEL_KEY)
+_INSERT_TAGS = insert(model_tags)
 _INSERT_VERSION = insert(model_versions)
 _COUNT = (
     update(model_counts)

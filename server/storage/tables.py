@@ -124,6 +124,20 @@ model_words = Table(
     Index("ix_model_words_model_id_word", "model_id", "word"),
 )
 
+# A model's tags (meta.tags): `tag` is the key they are matched by
+# (domain.listing.tag_key), `name` the tag as first written.
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("tag", _bytewise(256), primary_key=True),  # "which models have this tag?"
+    Column(
+        "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("name", String(256), nullable=False),
+    # A model's tags: to replace them, and to check one has a tag (covering).
+    Index("ix_model_tags_model_id_tag", "model_id", "tag"),
+)
+
 # Every state a model has been in, newest with the highest number. A version
 # is written in the transaction that writes the model, and never changed;
 # deleting the model deletes its versions.

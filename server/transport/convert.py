@@ -75,6 +75,7 @@ def list_query_from_proto(request: pb.ListModelsRequest) -> ListQuery:
         is_active=request.is_active if request.HasField("is_active") else None,
         owner_id=request.owner_id,
         page=request.page,
+        tag=request.tag,
     )
 
 

@@ -62,6 +62,11 @@ class ModelService(pb_grpc.ModelServiceServicer):
         page = await self._registry.list_models(current_caller(), query)
         return page_to_proto(query, page, self._messages.of)
 
+    async def ListModelTags(
+        self, request: pb.ListModelTagsRequest, context: Context
+    ) -> pb.ListModelTagsResponse:
+        return pb.ListModelTagsResponse(tags=await self._registry.list_tags(current_caller()))
+
     async def UpdateModel(self, request: pb.UpdateModelRequest, context: Context) -> pb.Model:
         model = await self._registry.update_model(
             current_caller(), draft_from_proto(request.model), update_fields(request)

@@ -12,6 +12,8 @@ from modelregistry_server.domain.listing import (
     list_query,
     next_page_token,
     search_words,
+    tag_key,
+    tags_of,
     words_of,
 )
 
@@ -137,3 +139,28 @@ def test_a_query_keeps_at_most_16_distinct_words():
     assert search_words(" ".join(f"w{i}" for i in range(20)) + " w0") == tuple(
         f"w{i}" for i in range(16)
     )
+
+
+def test_tags_are_read_as_open_webui_writes_them() -> None:
+    meta = {"tags": [{"name": " Vision "}, "audio", {"name": "VISION"}, {"x": 1}, 7, "", " "]}
+    assert tags_of(meta) == ["Vision", "audio"]  # each once by key, first spelling kept
+    assert tags_of({"tags": "vision"}) == [] and tags_of({}) == [] and tags_of(None) == []
+    assert tags_of({"tags": [{"name": "x" * 300}]}) == ["x" * 256]
+
+
+def test_a_tag_is_matched_whatever_its_case() -> None:
+    assert tag_key(" Straße ") == tag_key("STRASSE") == "strasse"
+    assert query(tag="Vision").tag == "vision"
+    assert query(tag="").tag is None and query(tag="  ").tag is None
+
+
+def test_a_bad_tag_is_named() -> None:
+    assert violations(tag="x" * 257) == [("tag", "tag is too long (max 256 characters)")]
+    assert violations(tag="a\x00b") == [("tag", "tag must not contain NUL characters")]
+
+
+def test_a_page_token_is_bound_to_its_tag() -> None:
+    first = query(tag="vision", page_size=1)
+    token = next_page_token(first, ("x", "model-1"))
+    assert query(tag="VISION", page_size=1, page_token=token).after == ("x", "model-1")
+    assert violations(tag="audio", page_size=1, page_token=token)[0][0] == "page_token"

@@ -86,6 +86,7 @@ class ListModelsRequest(_message.Message):
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most models in a page: 1 to 1000; 0 means 30."""
     page_token: _builtins.str
@@ -110,6 +111,8 @@ class ListModelsRequest(_message.Message):
     """Only models owned by this user."""
     page: _builtins.int
     """Open WebUI's paging: page N (from 1) of 30. Not with page_token."""
+    tag: _builtins.str
+    """Only models with this tag in meta.tags (case-insensitive)."""
     def __init__(
         self,
         *,
@@ -122,16 +125,58 @@ class ListModelsRequest(_message.Message):
         is_active: _builtins.bool | None = ...,
         owner_id: _builtins.str = ...,
         page: _builtins.int = ...,
+        tag: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "is_active", b"is_active"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "direction", b"direction", "is_active", b"is_active", "order_by", b"order_by", "owner_id", b"owner_id", "page", b"page", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "view_option", b"view_option"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_active", b"_is_active", "direction", b"direction", "is_active", b"is_active", "order_by", b"order_by", "owner_id", b"owner_id", "page", b"page", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "tag", b"tag", "view_option", b"view_option"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__is_active: _TypeAlias = _typing.Literal["is_active"]  # noqa: Y015
     _WhichOneofArgType__is_active: _TypeAlias = _typing.Literal["_is_active", b"_is_active"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__is_active) -> _WhichOneofReturnType__is_active | None: ...
 
 Global___ListModelsRequest: _TypeAlias = ListModelsRequest  # noqa: Y015
+
+@_typing.final
+class ListModelTagsRequest(_message.Message):
+    """Request for ModelService.ListModelTags: the caller is all it needs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelTagsRequest: _TypeAlias = ListModelTagsRequest  # noqa: Y015
+
+@_typing.final
+class ListModelTagsResponse(_message.Message):
+    """The tags of ModelService.ListModelTags."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TAGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Sorted; each tag once."""
+
+    def __init__(
+        self,
+        *,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tags", b"tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelTagsResponse: _TypeAlias = ListModelTagsResponse  # noqa: Y015
 
 @_typing.final
 class ListModelsResponse(_message.Message):

@@ -51,6 +51,11 @@ class ModelServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.ListModelTags = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ListModelTags',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsRequest.SerializeToString,
+                response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsResponse.FromString,
+                _registered_method=True)
         self.UpdateModel = channel.unary_unary(
                 '/modelregistry.v1.ModelService/UpdateModel',
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelRequest.SerializeToString,
@@ -141,6 +146,16 @@ class ModelServiceServicer:
 
         Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
         made for another query), page, view_option, order_by or direction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelTags(self, request, context):
+        """The tags of the models the caller may read (meta.tags, each a
+        {"name": ...} or a string), each once, sorted. Tags that differ only in
+        case are one tag, named as first written. Over HTTP a bare array, as
+        Open WebUI's model workspace reads it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -285,6 +300,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.SerializeToString,
             ),
+            'ListModelTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelTags,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsRequest.FromString,
+                    response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsResponse.SerializeToString,
+            ),
             'UpdateModel': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateModel,
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.UpdateModelRequest.FromString,
@@ -418,6 +438,33 @@ class ModelService:
             '/modelregistry.v1.ModelService/ListModels',
             modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ListModelTags',
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsRequest.SerializeToString,
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsResponse.FromString,
             options,
             channel_credentials,
             insecure,

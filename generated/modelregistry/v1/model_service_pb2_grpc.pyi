@@ -66,6 +66,12 @@ class ModelServiceStub:
     Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
     made for another query), page, view_option, order_by or direction.
     """
+    ListModelTags: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelTagsRequest, _model_service_pb2.ListModelTagsResponse]
+    """The tags of the models the caller may read (meta.tags, each a
+    {"name": ...} or a string), each once, sorted. Tags that differ only in
+    case are one tag, named as first written. Over HTTP a bare array, as
+    Open WebUI's model workspace reads it.
+    """
     UpdateModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.Model]
     """Replaces a model's name, base_model_id, params, meta and is_active (all
     of them, or those named in update_mask) under CreateModel's rules.
@@ -178,6 +184,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
 
     Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
     made for another query), page, view_option, order_by or direction.
+    """
+    ListModelTags: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelTagsRequest, _model_service_pb2.ListModelTagsResponse]  # type: ignore[assignment]
+    """The tags of the models the caller may read (meta.tags, each a
+    {"name": ...} or a string), each once, sorted. Tags that differ only in
+    case are one tag, named as first written. Over HTTP a bare array, as
+    Open WebUI's model workspace reads it.
     """
     UpdateModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.Model]  # type: ignore[assignment]
     """Replaces a model's name, base_model_id, params, meta and is_active (all
@@ -306,6 +318,18 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
         made for another query), page, view_option, order_by or direction.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelTags(
+        self,
+        request: _model_service_pb2.ListModelTagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ListModelTagsResponse, _abc.Awaitable[_model_service_pb2.ListModelTagsResponse]]:
+        """The tags of the models the caller may read (meta.tags, each a
+        {"name": ...} or a string), each once, sorted. Tags that differ only in
+        case are one tag, named as first written. Over HTTP a bare array, as
+        Open WebUI's model workspace reads it.
         """
 
     @_abc_1.abstractmethod
