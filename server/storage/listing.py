@@ -33,7 +33,7 @@ from sqlalchemy import (
 from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility
 from ..domain.models import Model
 from .model_cache import ModelCache
-from .rows import model_from_rows
+from .rows import model_from_rows, models_with_grants
 from .tables import NAME_KEY, model_counts, model_grants, model_tags, model_words, models
 
 # Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
@@ -313,14 +313,7 @@ def _granted(grantee_types: Sequence[str]) -> Select[tuple[str]]:
 # per grant (or one without any), and the size of their JSON as stored.
 _STORED_BYTES = func.length(cast(models.c.params, Text)) + func.length(cast(models.c.meta, Text))
 _MODELS_WITH_GRANTS = (
-    select(
-        models,
-        model_grants.c.access_type.label("grant_type"),
-        model_grants.c.access_id.label("grant_id"),
-        model_grants.c.permission.label("grant_permission"),
-        _STORED_BYTES.label("stored_bytes"),
-    )
-    .select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
+    models_with_grants(_STORED_BYTES.label("stored_bytes"))
     .where(models.c.id.in_(bindparam("model_ids", expanding=True)))
     .order_by(models.c.id, model_grants.c.position)
 )

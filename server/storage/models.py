@@ -34,7 +34,7 @@ from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
 from .listing import page_of, tags_of_readable
 from .model_cache import ModelCache
 from .reader import BatchReader
-from .rows import model_from_rows
+from .rows import model_from_rows, models_with_grants
 from .tables import (
     group_members,
     model_counts,
@@ -385,13 +385,7 @@ _COUNT = (
 # Built once: these run on every GetModel and every change. A model and its
 # grants come in one statement (one row per grant, or one without any).
 _MODEL_WITH_GRANTS = (
-    select(
-        models,
-        model_grants.c.access_type.label("grant_type"),
-        model_grants.c.access_id.label("grant_id"),
-        model_grants.c.permission.label("grant_permission"),
-    )
-    .select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
+    models_with_grants()
     .where(models.c.id == bindparam("model_id"))
     .order_by(model_grants.c.position)
 )
@@ -408,13 +402,7 @@ _VERSION = select(model_versions).where(
 
 
 _MODELS_WITH_GRANTS = (
-    select(
-        models,
-        model_grants.c.access_type.label("grant_type"),
-        model_grants.c.access_id.label("grant_id"),
-        model_grants.c.permission.label("grant_permission"),
-    )
-    .select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
+    models_with_grants()
     .where(models.c.id.in_(bindparam("model_ids", expanding=True)))
     .order_by(models.c.id, model_grants.c.position)
 )

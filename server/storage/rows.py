@@ -1,13 +1,27 @@
-"""Rows of `models` (and their grants) as the domain's Model."""
+"""Rows of `models` (and their grants) as the domain's Model, and the
+statement shape they are read with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row, Select, select
 
 from ..domain.models import AccessGrant, Model
+from .tables import model_grants, models
+
+
+def models_with_grants(*extra: ColumnElement[Any]) -> Select[Any]:
+    """Models joined with their grants: a row per grant, or one without any
+    (model_from_rows makes a Model of them); `extra` columns beside."""
+    return select(
+        models,
+        model_grants.c.access_type.label("grant_type"),
+        model_grants.c.access_id.label("grant_id"),
+        model_grants.c.permission.label("grant_permission"),
+        *extra,
+    ).select_from(models.outerjoin(model_grants, model_grants.c.model_id == models.c.id))
 
 
 def model_of(row: Row[Any], grants: list[AccessGrant]) -> Model:
