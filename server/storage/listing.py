@@ -87,17 +87,16 @@ def shape_of(query: ListQuery, visibility: Visibility) -> Shape:
         owner=query.owner_id is not None,
         words=len(query.words),
         tag=query.tag is not None,
-        grantee_types=tuple(sorted({access_type for access_type, _ in visibility.grantees})),
+        grantee_types=grantee_types(visibility),
     )
 
 
 def parameters_of(query: ListQuery, visibility: Visibility) -> dict[str, Any]:
     """The values of a page's statements (each uses those it names)."""
     values: dict[str, Any] = {
-        "me": visibility.user_id,
         "offset": query.offset,
         "limit": query.page_size + 1,  # one more: is there a next page?
-        **grantee_parameters(visibility),
+        **reader_parameters(visibility),
     }
     if query.is_active is not None:
         values["is_active"] = query.is_active
@@ -113,11 +112,17 @@ def parameters_of(query: ListQuery, visibility: Visibility) -> dict[str, Any]:
     return values
 
 
-def grantee_parameters(visibility: Visibility) -> dict[str, list[str]]:
-    by_type: dict[str, list[str]] = {}
+def grantee_types(visibility: Visibility) -> tuple[str, ...]:
+    """The access_types among the caller's grantees: what readable() is built for."""
+    return tuple(sorted({access_type for access_type, _ in visibility.grantees}))
+
+
+def reader_parameters(visibility: Visibility) -> dict[str, Any]:
+    """The values readable() binds: the caller ("me") and their grantees by type."""
+    values: dict[str, Any] = {"me": visibility.user_id}
     for access_type, access_id in visibility.grantees:
-        by_type.setdefault(access_type, []).append(access_id)
-    return {f"grantees_{access_type}": ids for access_type, ids in by_type.items()}
+        values.setdefault(f"grantees_{access_type}", []).append(access_id)
+    return values
 
 
 def page_of(
@@ -245,7 +250,7 @@ def _matching(index: int) -> ColumnElement[bool]:
 
 def readable(grantee_types: Sequence[str]) -> ColumnElement[bool]:
     """A model the caller (not an admin) may read: driven from the caller's
-    own models ("me") and their grants (grantee_parameters), both indexed,
+    own models and their grants (reader_parameters), both indexed,
     so the cost follows what the caller may see, not how many models exist."""
     return models.c.id.in_(_readable_ids(grantee_types))
 
@@ -288,9 +293,8 @@ def tags_of_readable(connection: Connection, visibility: Visibility) -> list[str
     """The tags of the models `visibility` lets through, sorted by key."""
     if visibility.everything:
         return list(connection.execute(_EVERY_TAG).scalars())
-    types = tuple(sorted({access_type for access_type, _ in visibility.grantees}))
-    values = {"me": visibility.user_id, **grantee_parameters(visibility)}
-    return list(connection.execute(_readable_tags(types), values).scalars())
+    statement = _readable_tags(grantee_types(visibility))
+    return list(connection.execute(statement, reader_parameters(visibility)).scalars())
 
 
 def _granted(grantee_types: Sequence[str]) -> Select[tuple[str]]:

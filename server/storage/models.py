@@ -55,13 +55,13 @@ class ModelRepository:
         engine: Engine,
         executor: Executor,
         *,
-        list_executor: Executor | None = None,
+        list_executor: Executor,
         on_new_version: Callable[[str], None] | None = None,
     ) -> None:
         self._engine = engine
         self._executor = executor
         # ListModels' pages: a few threads of their own (config.list_threads).
-        self._list_executor = list_executor or executor
+        self._list_executor = list_executor
         # Told the id of each model that got a new version (retention.py).
         self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
@@ -86,12 +86,10 @@ class ModelRepository:
     async def tags(self, reader: Reader) -> list[str]:
         def read() -> list[str]:
             with translate_errors(), self._engine.connect() as connection:
-                groups: frozenset[str] = frozenset()
-                if reader.needs_groups:
-                    groups = _groups_of(connection, reader.user_id)
+                groups = _groups_for(connection, reader)
                 return tags_of_readable(connection, reader.visibility(groups))
 
-        return await asyncio.get_running_loop().run_in_executor(self._list_executor, read)
+        return await self._run_listing(read)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         def write(connection: Connection, current: Model | None) -> Model | None:
@@ -184,12 +182,10 @@ class ModelRepository:
     async def list(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
         def read() -> tuple[ModelPage, frozenset[str]]:
             with translate_errors(), self._engine.connect() as connection:
-                groups: frozenset[str] = frozenset()
-                if reader.needs_groups:
-                    groups = _groups_of(connection, reader.user_id)
+                groups = _groups_for(connection, reader)
                 return page_of(connection, query, reader.visibility(groups), self._cache), groups
 
-        return await asyncio.get_running_loop().run_in_executor(self._list_executor, read)
+        return await self._run_listing(read)
 
     def close(self) -> None:
         self._writer.close()
@@ -203,6 +199,9 @@ class ModelRepository:
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def _run_listing(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._list_executor, work)
 
 
 # -- writing ------------------------------------------------------------------------
@@ -451,6 +450,11 @@ def _grants_of(connection: Connection, model_ids: Sequence[str]) -> dict[str, li
             AccessGrant(row.access_type, row.access_id, row.permission)
         )
     return grants
+
+
+def _groups_for(connection: Connection, reader: Reader) -> frozenset[str]:
+    """The reader's groups, read in the listing's own transaction, if it needs them."""
+    return _groups_of(connection, reader.user_id) if reader.needs_groups else frozenset()
 
 
 def _groups_of(connection: Connection, user_id: str) -> frozenset[str]:

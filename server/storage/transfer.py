@@ -15,7 +15,7 @@ from ..domain.listing import Visibility
 from ..domain.models import Model
 from ..domain.stores import ImportDecision
 from .database import WRITE_FIRST, is_outage, is_unique_violation, translate_errors, writer_turn
-from .listing import grantee_parameters, readable
+from .listing import grantee_types, readable, reader_parameters
 from .models import (
     _count_new,
     _grants_of,
@@ -23,7 +23,7 @@ from .models import (
     _insert_models,
     _store_change,
 )
-from .rows import model_of as _model
+from .rows import model_of
 from .tables import models
 
 
@@ -57,7 +57,7 @@ class TransferRepository:
         with translate_errors(), self._engine.connect() as connection:
             rows = connection.execute(query).all()
             grants = _grants_of(connection, [row.id for row in rows]) if rows else {}
-        return [_model(row, grants.get(row.id, [])) for row in rows]
+        return [model_of(row, grants.get(row.id, [])) for row in rows]
 
     def import_batch(
         self, ids: Sequence[str], user_id: str, decide: ImportDecision, *, write: bool
@@ -88,9 +88,7 @@ def _visible(query: Select[Any], visibility: Visibility) -> Select[Any]:
     """`query` kept to the models a caller may read, as ListModels keeps them."""
     if visibility.everything:
         return query
-    types = sorted({access_type for access_type, _ in visibility.grantees})
-    values = {"me": visibility.user_id, **grantee_parameters(visibility)}
-    return query.where(readable(types)).params(values)
+    return query.where(readable(grantee_types(visibility))).params(reader_parameters(visibility))
 
 
 def _load_many(connection: Connection, ids: list[str], *, for_update: bool) -> Mapping[str, Model]:
@@ -103,7 +101,7 @@ def _load_many(connection: Connection, ids: list[str], *, for_update: bool) -> M
         query = query.with_for_update()  # PostgreSQL; SQLite holds its write lock already
     rows = connection.execute(query).all()
     grants = _grants_of(connection, [row.id for row in rows]) if rows else {}
-    return {row.id: _model(row, grants.get(row.id, [])) for row in rows}
+    return {row.id: model_of(row, grants.get(row.id, [])) for row in rows}
 
 
 def _insert_new(connection: Connection, new: list[Model]) -> frozenset[str]:

@@ -80,11 +80,10 @@ def list_query_from_proto(request: pb.ListModelsRequest) -> ListQuery:
 
 
 def page_to_proto(
-    query: ListQuery, page: ModelPage, message_of: Callable[[Model], pb.Model] | None = None
+    query: ListQuery, page: ModelPage, message_of: Callable[[Model], pb.Model]
 ) -> pb.ListModelsResponse:
-    """The page's reply; `message_of` makes each model's message
-    (model_to_proto unless a cache of them is given: messages.py)."""
-    message_of = message_of or model_to_proto
+    """The page's reply; `message_of` makes each model's message (ListModels
+    keeps them: messages.py)."""
     return pb.ListModelsResponse(
         items=[message_of(model) for model in page.models],
         total=page.total,
