@@ -59,7 +59,8 @@ def as_seen_by(model: Model, access: Access) -> Model:
     """The model as a caller with `access` may see it: a reader who may not
     change it does not get its params (system prompts, curated settings).
     It varies with the model and `access.write` only: ListModels keeps the
-    messages it sends by version and write access (transport/messages.py)."""
+    models it sends, encoded, by version and write access
+    (transport/list_replies.py)."""
     if access.write:
         return replace(model, write_access=True)
     return replace(model, params={}, write_access=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .access import grant_principals
+from .access import Access, as_seen_by, grant_principals
 from .errors import FieldViolation, InvalidArgument
 from .models import Model
 from .tokens import fingerprint, make_token, read_token
@@ -51,6 +51,29 @@ class ModelPage:
     models: list[Model]
     total: int
     last: tuple[SortValue, str] | None  # where the next page starts; None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A model of a page as stored, and whether its caller may change it.
+    What the caller sees follows from these two alone (access.as_seen_by),
+    so ListModels keeps its replies by version and write access and makes
+    the view only for a model it does not hold (transport/list_replies.py)."""
+
+    stored: Model
+    write: bool
+
+    def seen(self) -> Model:
+        return as_seen_by(self.stored, Access(read=True, write=self.write))
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage:
+    """A page as its caller may see it: ModelPage with each model's access."""
+
+    items: list[Listed]
+    total: int
+    last: tuple[SortValue, str] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from .errors import (
     ServiceUnavailable,
     VersionNotFound,
 )
-from .listing import ListQuery, ModelPage, Reader
+from .listing import Listed, ListedPage, ListQuery, Reader
 from .models import ROLE_ADMIN, GrantDraft, Model, ModelDraft, ModelVersion, Principal
 from .stores import DuplicateKey, ModelChange, ModelStore, StorageUnavailable
 from .validation import build_model, check_commit_message, check_grants
@@ -63,8 +63,9 @@ class ModelRegistry:
             raise ModelNotFound()
         return as_seen_by(model, access)
 
-    async def list_models(self, caller: Principal, query: ListQuery) -> ModelPage:
-        """A page of the models the caller may read, each as they may see it."""
+    async def list_models(self, caller: Principal, query: ListQuery) -> ListedPage:
+        """A page of the models the caller may read, each with whether they
+        may change it (Listed.seen: the model as they may see it)."""
         admin = caller.role == ROLE_ADMIN
         # An admin sees everything, but what was shared with them (with their
         # groups too) still takes their groups.
@@ -74,8 +75,9 @@ class ModelRegistry:
             page, groups = await self._store.list(query, reader)
         except StorageUnavailable as error:
             raise ServiceUnavailable() from error
-        seen = [as_seen_by(m, access_to(caller, m, groups)) for m in page.models]
-        return replace(page, models=seen)
+        # Every listed model is readable: storage filtered by the same rules.
+        items = [Listed(m, access_to(caller, m, groups).write) for m in page.models]
+        return ListedPage(items=items, total=page.total, last=page.last)
 
     async def list_tags(self, caller: Principal) -> list[str]:
         """The tags of the models the caller may read."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2
 from modelregistry.v1 import group_service_pb2 as group_pb
 from modelregistry.v1 import model_service_pb2 as pb
 
-from ..domain.listing import ListQuery, ModelPage, list_query, next_page_token
+from ..domain.listing import ListQuery, list_query
 from ..domain.models import (
     AccessGrant,
     GrantDraft,
@@ -76,18 +76,6 @@ def list_query_from_proto(request: pb.ListModelsRequest) -> ListQuery:
         owner_id=request.owner_id,
         page=request.page,
         tag=request.tag,
-    )
-
-
-def page_to_proto(
-    query: ListQuery, page: ModelPage, message_of: Callable[[Model], pb.Model]
-) -> pb.ListModelsResponse:
-    """The page's reply; `message_of` makes each model's message (ListModels
-    keeps them: messages.py)."""
-    return pb.ListModelsResponse(
-        items=[message_of(model) for model in page.models],
-        total=page.total,
-        next_page_token="" if page.last is None else next_page_token(query, page.last),
     )
 
 

@@ -25,14 +25,13 @@ from .convert import (
     json_value,
     list_query_from_proto,
     model_to_proto,
-    page_to_proto,
     update_fields,
     version_page_to_proto,
     version_query_from_proto,
     version_to_proto,
 )
 from .interceptor import current_caller
-from .messages import ModelMessages
+from .list_replies import ListedEntries, encoded_page
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -46,7 +45,7 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self._registry = registry
         self._transfer = transfer  # synchronous: run on the database threads
         self._executor = executor
-        self._messages = ModelMessages()  # ListModels' messages, by version and view
+        self._entries = ListedEntries()  # ListModels' models, encoded, by version and view
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -55,12 +54,14 @@ class ModelService(pb_grpc.ModelServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context: Context) -> pb.Model:
         return model_to_proto(await self._registry.get_model(current_caller(), request.id))
 
-    async def ListModels(
+    async def ListModels(  # type: ignore[override]
         self, request: pb.ListModelsRequest, context: Context
-    ) -> pb.ListModelsResponse:
+    ) -> bytes:
+        """The reply comes encoded (list_replies.py); the interceptor's
+        serializer sends bytes as they are."""
         query = list_query_from_proto(request)
         page = await self._registry.list_models(current_caller(), query)
-        return page_to_proto(query, page, self._messages.of)
+        return encoded_page(query, page, self._entries.of)
 
     async def ListModelTags(
         self, request: pb.ListModelTagsRequest, context: Context

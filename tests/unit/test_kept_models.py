@@ -1,15 +1,23 @@
 """The caches of ListModels: storage's models by version
-(storage/model_cache.py) and transport's messages by version and view
-(transport/messages.py). Their budgets, their order of eviction, and what
-they never keep."""
+(storage/model_cache.py) and transport's encoded entries by version and view
+(transport/list_replies.py). Their budgets, their order of eviction, what
+they never keep, and the replies written from them."""
 
 from __future__ import annotations
 
+from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry_server.domain.access import FULL_ACCESS, Access, as_seen_by
+from modelregistry_server.domain.listing import (
+    Listed,
+    ListedPage,
+    ListQuery,
+    list_query,
+    next_page_token,
+)
 from modelregistry_server.domain.models import Model
 from modelregistry_server.storage.model_cache import ModelCache
 from modelregistry_server.transport.convert import model_to_proto
-from modelregistry_server.transport.messages import ModelMessages
+from modelregistry_server.transport.list_replies import ListedEntries, encoded_page, item_entry
 
 OVERHEAD = 1024  # model_cache's fixed cost per model
 
@@ -78,37 +86,87 @@ def test_keeping_a_version_again_counts_it_once() -> None:
     assert len(cache) == 1 and cache.used_bytes == cost(300)
 
 
-def test_a_message_is_kept_per_version_and_view() -> None:
-    messages = ModelMessages()
+def decoded(entry: bytes) -> pb.Model:
+    [message] = pb.ListModelsResponse.FromString(entry).items
+    return message
+
+
+def test_an_entry_is_kept_per_version_and_view() -> None:
+    entries = ListedEntries()
     stored = model("v1", params={"system": "secret"})
-    writer = as_seen_by(stored, FULL_ACCESS)
-    reader = as_seen_by(stored, Access(read=True, write=False))
-    assert messages.of(writer) == model_to_proto(writer)
-    assert messages.of(reader) == model_to_proto(reader)
-    assert messages.of(writer) is messages.of(writer)  # built once
-    assert len(messages.of(reader).params.fields) == 0
-    assert messages.of(writer).params.fields["system"].string_value == "secret"
-    assert len(messages) == 2
+    writer, reader = Listed(stored, write=True), Listed(stored, write=False)
+    assert decoded(entries.of(writer)) == model_to_proto(as_seen_by(stored, FULL_ACCESS))
+    assert decoded(entries.of(reader)) == model_to_proto(
+        as_seen_by(stored, Access(read=True, write=False))
+    )
+    assert entries.of(writer) is entries.of(writer)  # encoded once
+    assert len(decoded(entries.of(reader)).params.fields) == 0
+    assert decoded(entries.of(writer)).params.fields["system"].string_value == "secret"
+    assert decoded(entries.of(writer)).write_access is True
+    assert decoded(entries.of(reader)).write_access is False
+    assert len(entries) == 2
 
 
-def test_a_message_without_a_version_is_built_each_time() -> None:
-    messages = ModelMessages()
-    legacy = as_seen_by(model(""), FULL_ACCESS)
-    assert messages.of(legacy) == model_to_proto(legacy)
-    assert messages.of(legacy) is not messages.of(legacy)
-    assert len(messages) == 0
+def test_an_entry_without_a_version_is_encoded_each_time() -> None:
+    entries = ListedEntries()
+    legacy = Listed(model(""), write=True)
+    assert entries.of(legacy) == item_entry(legacy)
+    assert entries.of(legacy) is not entries.of(legacy)
+    assert len(entries) == 0 and entries.used_bytes == 0
 
 
-def test_messages_stay_within_their_budget() -> None:
-    one = model_to_proto(as_seen_by(model("a"), FULL_ACCESS)).ByteSize() + 512
-    messages = ModelMessages(budget_bytes=2 * one)
+def test_entries_stay_within_their_budget() -> None:
+    one = len(item_entry(Listed(model("a"), write=True))) + 100
+    entries = ListedEntries(budget_bytes=2 * one)
     for version in ("a", "b", "c"):
-        messages.of(as_seen_by(model(version), FULL_ACCESS))
-    assert len(messages) == 2
+        entries.of(Listed(model(version), write=True))
+    assert len(entries) == 2 and entries.used_bytes == 2 * one
+
+
+def a_query(page_size: int = 0) -> ListQuery:
+    return list_query(
+        page_size=page_size,
+        page_token="",
+        query="",
+        view_option="",
+        order_by="created_at",
+        direction="desc",
+        is_active=None,
+        owner_id="",
+        page=0,
+    )
+
+
+def test_a_reply_written_from_entries_is_the_message_built_whole() -> None:
+    query = a_query(page_size=2)
+    stored = [model("v1", params={"system": "secret"}), model("v2"), model("v3")]
+    page = ListedPage(
+        items=[Listed(stored[0], write=False), Listed(stored[1], write=True)],
+        total=3,
+        last=(2, "m-v2"),
+    )
+    expected = pb.ListModelsResponse(
+        items=[
+            model_to_proto(as_seen_by(stored[0], Access(read=True, write=False))),
+            model_to_proto(as_seen_by(stored[1], FULL_ACCESS)),
+        ],
+        total=3,
+        next_page_token=next_page_token(query, (2, "m-v2")),
+    )
+    reply = encoded_page(query, page, ListedEntries().of)
+    assert pb.ListModelsResponse.FromString(reply) == expected
+    assert reply == expected.SerializeToString()
+
+
+def test_the_last_page_and_an_empty_one_have_no_token() -> None:
+    query = a_query()
+    empty = encoded_page(query, ListedPage(items=[], total=0, last=None), ListedEntries().of)
+    assert pb.ListModelsResponse.FromString(empty) == pb.ListModelsResponse()
+    assert empty == b""
 
 
 def test_what_a_caller_sees_varies_with_write_access_alone() -> None:
-    """The rule transport/messages.py keys its messages by."""
+    """The rule transport/list_replies.py keys its entries by."""
     stored = model("v1", params={"system": "secret"})
     for write in (True, False):
         views = [as_seen_by(stored, Access(read=read, write=write)) for read in (True, False)]

@@ -1,0 +1,75 @@
+"""ListModels' replies, written from kept encodings. Each listed model is
+kept encoded as an `items` entry of ListModelsResponse, by what fixes it: its
+version (versions are immutable, see storage/model_cache.py) and whether the
+caller may write it (all that domain/access.py's as_seen_by varies with). A
+page is mostly models already sent at the same versions; building and
+copying their messages again was most of a page's cost.
+
+Protobuf's encoding of a message is the concatenation of its fields', so a
+reply is the kept entries joined, then the encoded total and token."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from modelregistry.v1 import model_service_pb2 as pb
+
+from ..domain.listing import Listed, ListedPage, ListQuery, next_page_token
+from .convert import model_to_proto
+
+DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
+_OVERHEAD_BYTES = 100  # the bytes object and its key beside the encoding
+
+
+def item_entry(listed: Listed) -> bytes:
+    """A listed model as its caller may see it, encoded as one entry of
+    ListModelsResponse.items (field tag, length, message)."""
+    return pb.ListModelsResponse(items=[model_to_proto(listed.seen())]).SerializeToString()
+
+
+def encoded_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], bytes]) -> bytes:
+    """The page's ListModelsResponse, encoded; `entry_of` gives each model's
+    entry (ListedEntries.of keeps them)."""
+    rest = pb.ListModelsResponse(
+        total=page.total,
+        next_page_token="" if page.last is None else next_page_token(query, page.last),
+    )
+    return b"".join([*(entry_of(listed) for listed in page.items), rest.SerializeToString()])
+
+
+class ListedEntries:
+    """The most recently used entries, within a byte budget. Used from the
+    server's event loop only, so without a lock."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self._budget = budget_bytes
+        self._used = 0
+        self._kept: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
+
+    def of(self, listed: Listed) -> bytes:
+        """The entry of a listed model, as its caller may see it."""
+        version_id = listed.stored.version_id
+        if not version_id:
+            return item_entry(listed)  # written before versions
+        key = (version_id, listed.write)
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            return kept
+        entry = item_entry(listed)
+        cost = len(entry) + _OVERHEAD_BYTES
+        if cost <= self._budget:
+            self._kept[key] = entry
+            self._used += cost
+            while self._used > self._budget:
+                _, freed = self._kept.popitem(last=False)
+                self._used -= len(freed) + _OVERHEAD_BYTES
+        return entry
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    def __len__(self) -> int:
+        return len(self._kept)
