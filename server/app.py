@@ -48,8 +48,10 @@ class App:
 
 
 def build_app(settings: Settings) -> App:
+    # A connection for each thread, and one kept for the event loop's own
+    # quick reads (storage/loop_first.py).
     engine = create_database_engine(
-        settings.database_url, pool_size=settings.database_threads + settings.list_threads
+        settings.database_url, pool_size=settings.database_threads + settings.list_threads + 1
     )
     executor = ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
     list_executor = ThreadPoolExecutor(settings.list_threads, thread_name_prefix="db-list")

@@ -7,7 +7,7 @@ only ids, versions and sort keys; models are decoded only when the cache
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy import (
     union,
 )
 
-from ..domain.listing import ListQuery, ModelPage, SortValue, Visibility
+from ..domain.listing import ListQuery, ModelPage, Reader, SortValue, Visibility
 from ..domain.models import Model
 from .model_cache import ModelCache
 from .rows import model_from_rows, models_with_grants
@@ -89,6 +89,12 @@ def shape_of(query: ListQuery, visibility: Visibility) -> Shape:
         tag=query.tag is not None,
         grantee_types=grantee_types(visibility),
     )
+
+
+def kind_of(query: ListQuery, reader: Reader) -> Hashable:
+    """Pages of like cost (loop_first.py): the statements' shape, the
+    caller's groups aside, and whether rows are skipped to reach the page."""
+    return (shape_of(query, reader.visibility(frozenset())), query.offset > 0)
 
 
 def parameters_of(query: ListQuery, visibility: Visibility) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
-from .listing import page_of, tags_of_readable
+from .listing import kind_of, page_of, tags_of_readable
+from .loop_first import LoopFirstReads
 from .model_cache import ModelCache
 from .reader import BatchReader
 from .rows import model_from_rows, models_with_grants
@@ -60,8 +61,9 @@ class ModelRepository:
     ) -> None:
         self._engine = engine
         self._executor = executor
-        # ListModels' pages: a few threads of their own (config.list_threads).
-        self._list_executor = list_executor
+        # ListModels' pages and tags: on the event loop when SQLite answers
+        # them quickly, else on a few threads of their own (list_threads).
+        self._listing = LoopFirstReads(engine, list_executor)
         # Told the id of each model that got a new version (retention.py).
         self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
@@ -84,12 +86,11 @@ class ModelRepository:
         return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
 
     async def tags(self, reader: Reader) -> list[str]:
-        def read() -> list[str]:
-            with translate_errors(), self._engine.connect() as connection:
-                groups = _groups_for(connection, reader)
-                return tags_of_readable(connection, reader.visibility(groups))
+        def read(connection: Connection) -> list[str]:
+            groups = _groups_for(connection, reader)
+            return tags_of_readable(connection, reader.visibility(groups))
 
-        return await self._run_listing(read)
+        return await self._listing.run(("tags", reader.everything), read)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         def write(connection: Connection, current: Model | None) -> Model | None:
@@ -180,14 +181,14 @@ class ModelRepository:
         return await self._run(write)
 
     async def list(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
-        def read() -> tuple[ModelPage, frozenset[str]]:
-            with translate_errors(), self._engine.connect() as connection:
-                groups = _groups_for(connection, reader)
-                return page_of(connection, query, reader.visibility(groups), self._cache), groups
+        def read(connection: Connection) -> tuple[ModelPage, frozenset[str]]:
+            groups = _groups_for(connection, reader)
+            return page_of(connection, query, reader.visibility(groups), self._cache), groups
 
-        return await self._run_listing(read)
+        return await self._listing.run(kind_of(query, reader), read)
 
     def close(self) -> None:
+        self._listing.close()
         self._writer.close()
         self._reader.close()
         if self._changes is not None:
@@ -199,9 +200,6 @@ class ModelRepository:
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-    async def _run_listing(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._list_executor, work)
 
 
 # -- writing ------------------------------------------------------------------------

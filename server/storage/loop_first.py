@@ -1,0 +1,134 @@
+"""ListModels' reads on SQLite: first on the event loop's own thread, within
+a budget; in a thread when SQLite does not answer within it.
+
+Handing a read to a thread and back costs more than most pages: about 120 µs
+of CPU for a bare executor round trip on the 2-core machines the benchmarks
+run on, and the threads then take turns on the interpreter lock, while an
+admin's page of 30 kept models costs about 300 µs in all (BENCHMARKS.md). So
+a read first runs where the call is, on a connection of its own, and
+SQLite's progress handler stops it once the loop's thread has spent
+`budget_seconds` of CPU on it (CPU, so that time spent waiting for the
+processor or the interpreter lock does not count); a thread then runs it
+from the start. A kind of read stopped this way (a
+search matching many models, a deep offset) goes straight to the thread for
+its next `skip_after_stop` calls. Any error on the loop also hands the read
+to the thread, where errors are translated as for every read; this
+connection never waits for a lock, so a busy database cannot hold the loop.
+
+PostgreSQL's reads always run in a thread: every statement waits on the
+network."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from .database import translate_errors
+
+T = TypeVar("T")
+
+DEFAULT_BUDGET_SECONDS = 0.002
+DEFAULT_SKIP_AFTER_STOP = 100
+# SQLite calls the progress handler every this many virtual machine steps:
+# about 0.2 ms of work, so a page is seldom interrupted to look at the clock.
+_PROGRESS_STEPS = 10_000
+
+
+class _Stopped(Exception):
+    """The read ran past its budget on the loop."""
+
+
+class LoopFirstReads:
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        *,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        skip_after_stop: int = DEFAULT_SKIP_AFTER_STOP,
+    ) -> None:
+        self._engine = engine
+        self._executor = executor
+        self._on_loop = engine.dialect.name == "sqlite"
+        self._budget = budget_seconds
+        self._skip_after_stop = skip_after_stop
+        self._skipping: dict[Hashable, int] = {}  # kind -> calls left to send to the thread
+        self._connection: Connection | None = None
+        self._deadline = math.inf
+        self._stopped = False
+        self.stops = 0  # reads stopped on the loop and run again in a thread
+
+    async def run(self, kind: Hashable, read: Callable[[Connection], T]) -> T:
+        """`read`'s result, on one connection in one transaction. `kind`
+        groups reads of like cost (a query's shape)."""
+        if self._on_loop and not self._skip(kind):
+            try:
+                return self._run_on_loop(read)
+            except _Stopped:
+                self.stops += 1
+                self._skipping[kind] = self._skip_after_stop
+            except Exception:
+                self._discard()  # the thread meets the error again, and reports it
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run_in_thread, read)
+
+    def close(self) -> None:
+        self._discard()
+
+    def _skip(self, kind: Hashable) -> bool:
+        left = self._skipping.get(kind)
+        if left is None:
+            return False
+        if left <= 1:
+            del self._skipping[kind]
+        else:
+            self._skipping[kind] = left - 1
+        return True
+
+    def _run_in_thread(self, read: Callable[[Connection], T]) -> T:
+        with translate_errors(), self._engine.connect() as connection:
+            return read(connection)
+
+    def _run_on_loop(self, read: Callable[[Connection], T]) -> T:
+        connection = self._loop_connection()
+        self._stopped = False
+        self._deadline = time.thread_time() + self._budget
+        try:
+            with connection.begin():
+                return read(connection)
+        except Exception:
+            if self._stopped:
+                raise _Stopped() from None
+            raise
+        finally:
+            self._deadline = math.inf
+
+    def _loop_connection(self) -> Connection:
+        if self._connection is None:
+            connection = self._engine.connect()
+            sqlite = connection.connection.driver_connection
+            assert sqlite is not None
+            # Never sleep on the loop waiting for a lock: fail, and let a
+            # thread wait instead.
+            sqlite.execute("PRAGMA busy_timeout=0")
+            sqlite.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+            self._connection = connection
+        return self._connection
+
+    def _over_budget(self) -> int:
+        if time.thread_time() > self._deadline:
+            self._stopped = True
+            return 1  # SQLite stops the statement: "interrupted"
+        return 0
+
+    def _discard(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.invalidate()  # a new one next time
+            connection.close()

@@ -1,0 +1,168 @@
+"""ListModels' reads run on the event loop's thread when SQLite answers them
+within their budget, and in a thread otherwise (storage/loop_first.py): on a
+real SQLite file, and on a real PostgreSQL, where they always run in a
+thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, exc, text
+
+from modelregistry_server.storage.database import create_database_engine
+from modelregistry_server.storage.loop_first import LoopFirstReads
+
+from postgres import PostgresServer
+
+# Counts to 20 million in SQLite's own loop: far past any budget below.
+SLOW = text(
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000000)"
+    " SELECT count(*) FROM n"
+)
+
+
+def on_thread(statement: str) -> Callable[[Connection], tuple[str, int]]:
+    """A read answering the thread it ran on and its statement's number."""
+
+    def read(connection: Connection) -> tuple[str, int]:
+        return threading.current_thread().name, int(connection.execute(text(statement)).scalar())
+
+    return read
+
+
+def where_slow(connection: Connection) -> tuple[str, int]:
+    return threading.current_thread().name, int(connection.execute(SLOW).scalar())
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'reads.db'}", pool_size=3)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def threads() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(1, thread_name_prefix="list-thread") as executor:
+        yield executor
+
+
+def test_a_quick_read_runs_on_the_loop(sqlite_engine: Engine, threads: ThreadPoolExecutor) -> None:
+    reads = LoopFirstReads(sqlite_engine, threads)
+    results = asyncio.run(_run(reads, [("page", on_thread("SELECT 7"))] * 3))
+    assert results == [("MainThread", 7)] * 3
+    assert reads.stops == 0
+    reads.close()
+
+
+def test_a_read_over_its_budget_is_stopped_and_answered_in_a_thread(
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
+) -> None:
+    reads = LoopFirstReads(sqlite_engine, threads, budget_seconds=0.005, skip_after_stop=2)
+    results = asyncio.run(
+        _run(
+            reads,
+            [
+                ("search", where_slow),  # stopped on the loop, answered by the thread
+                ("search", on_thread("SELECT 1")),  # its kind goes to the thread twice
+                ("search", on_thread("SELECT 2")),
+                ("search", on_thread("SELECT 3")),  # then it is tried on the loop again
+                ("page", on_thread("SELECT 4")),  # other kinds never left the loop
+            ],
+        )
+    )
+    assert results == [
+        ("list-thread_0", 20_000_000),
+        ("list-thread_0", 1),
+        ("list-thread_0", 2),
+        ("MainThread", 3),
+        ("MainThread", 4),
+    ]
+    assert reads.stops == 1
+    reads.close()
+
+
+def test_an_error_on_the_loop_is_met_again_in_the_thread_and_raised_from_there(
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
+) -> None:
+    reads = LoopFirstReads(sqlite_engine, threads)
+    tried_on: list[str] = []
+
+    def broken(connection: Connection) -> int:
+        tried_on.append(threading.current_thread().name)
+        return int(connection.execute(text("SELECT * FROM no_such_table")).scalar())
+
+    with pytest.raises(exc.OperationalError, match="no such table"):
+        asyncio.run(_run(reads, [("page", broken)]))
+    assert tried_on == ["MainThread", "list-thread_0"]
+    # The loop's connection was replaced; the next read runs there again.
+    assert asyncio.run(_run(reads, [("page", on_thread("SELECT 5"))])) == [("MainThread", 5)]
+    reads.close()
+
+
+def test_the_loops_connection_never_goes_back_to_the_pool(
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
+) -> None:
+    """It never waits for a lock (busy_timeout 0) and carries the progress
+    handler: no other read may get it."""
+    reads = LoopFirstReads(sqlite_engine, threads)
+    asyncio.run(_run(reads, [("page", on_thread("SELECT 1"))]))
+    reads.close()
+    timeouts = []
+    connections = [sqlite_engine.connect() for _ in range(3)]  # the whole pool
+    for connection in connections:
+        timeouts.append(connection.exec_driver_sql("PRAGMA busy_timeout").scalar())
+        connection.close()
+    assert timeouts == [5000, 5000, 5000]
+
+
+def test_a_read_on_a_locked_database_does_not_wait_on_the_loop(
+    tmp_path: Path, threads: ThreadPoolExecutor
+) -> None:
+    """A lock held elsewhere: the loop's connection fails at once, and the
+    thread waits for the lock instead. (In a rollback journal a writer's
+    exclusive lock keeps readers out, as WAL does only while recovering.)"""
+    engine = create_engine(
+        f"sqlite:///{tmp_path / 'journal.db'}", connect_args={"check_same_thread": False}
+    )
+    with engine.connect() as setup:
+        setup.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        setup.exec_driver_sql("INSERT INTO t VALUES (1)")
+        setup.commit()
+    holder = engine.raw_connection()
+    holder.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(0.3, holder.rollback)
+    released.start()
+    reads = LoopFirstReads(engine, threads)
+    try:
+        assert asyncio.run(_run(reads, [("page", on_thread("SELECT n FROM t"))])) == [
+            ("list-thread_0", 1)
+        ]
+    finally:
+        released.join()
+        holder.close()
+        reads.close()
+        engine.dispose()
+
+
+def test_postgresql_reads_always_run_in_a_thread(
+    postgres: PostgresServer, threads: ThreadPoolExecutor
+) -> None:
+    engine = create_database_engine(postgres.create_database(), pool_size=2)
+    reads = LoopFirstReads(engine, threads)
+    try:
+        assert asyncio.run(_run(reads, [("page", on_thread("SELECT 6"))])) == [("list-thread_0", 6)]
+    finally:
+        reads.close()
+        engine.dispose()
+
+
+async def _run(
+    reads: LoopFirstReads, calls: list[tuple[str, Callable[[Connection], object]]]
+) -> list[object]:
+    return [await reads.run(kind, read) for kind, read in calls]
