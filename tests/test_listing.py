@@ -408,6 +408,7 @@ SEARCH_MODELS = {
     "search-inside": {"name": "Agpt and chatgpt"},  # "gpt" starts no word here
     "gpt-by-id": {"name": "Plain"},
     "search-accents": {"name": "Café Crème", "base_model_id": "mistral-7b"},
+    "search-twice": {"name": "Taster of tasting notes"},  # two words start with "tast"
 }
 
 
@@ -434,6 +435,8 @@ def searched(web: Web) -> dict[str, dict[str, Any]]:
         ("café", ["search-accents"]),
         ("CRÈME mistral 7", ["search-accents"]),
         ("by", ["gpt-by-id"]),
+        ("tast", ["search-twice"]),  # found, and counted, once
+        ("tasting", ["search-twice"]),
     ],
 )
 def test_query_finds_words_by_prefix(web: Web, searched, text: str, expected: list[str], face: str):

@@ -25,6 +25,11 @@ from .outage import DATABASE, OutageWatch
 # before the call fails with UNAVAILABLE: well inside Envoy's 15 s route
 # timeout and the clients' deadlines, so nothing hangs past a request.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Pages each SQLite connection keeps parsed, in KiB (SQLite's default: 2,000).
+# With 1,000,000 models, a reader's page reads index pages all over the file;
+# with the default, most were parsed again each time (BENCHMARKS.md). Filled
+# only as pages are read.
+SQLITE_CACHE_KIB = 16384
 STATEMENT_TIMEOUT_MS = 5000
 # A server that does not answer a connection attempt is treated as down.
 CONNECT_TIMEOUT_SECONDS = 3
@@ -153,6 +158,7 @@ def set_up_sqlite(
         # commit durable before it is acknowledged, even across a power loss.
         _enable_wal(dbapi_connection, busy_timeout_ms / 1000)
         dbapi_connection.execute("PRAGMA synchronous=FULL")
+        dbapi_connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         if foreign_keys:
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -198,9 +199,28 @@ def _total_statement(shape: Shape) -> Select[Any]:
         shape.owner or shape.view or shape.is_active or shape.tag
     )
     if shape.everything and only_one_word:
-        # Every model the word matches: counted in the words' index alone.
-        return select(func.count(model_words.c.model_id.distinct())).where(_matching(0))
+        return _models_with_word()
     return select(func.count()).select_from(models).where(*_filters(shape))
+
+
+def _models_with_word() -> Select[Any]:
+    """How many models have a word starting with the query's one word,
+    counted in the words' index alone. When the range holds one word only
+    (the query is a whole word, as it mostly is), each of its rows is another
+    model (the key is (word, model_id)), and counting rows is about six times
+    cheaper than counting distinct ids (BENCHMARKS.md)."""
+    in_range = _matching(0)
+
+    def over_range(column: Any) -> Any:  # `column` over the range's rows
+        return select(column).where(in_range).scalar_subquery()
+
+    one_word = over_range(func.min(model_words.c.word)) == over_range(func.max(model_words.c.word))
+    return select(
+        case(
+            (one_word, over_range(func.count())),
+            else_=over_range(func.count(model_words.c.model_id.distinct())),
+        )
+    )
 
 
 def _filters(shape: Shape) -> list[ColumnElement[bool]]:
