@@ -93,6 +93,16 @@ def get_model(client: Client, model_id: str, key: str = ADMIN_KEY) -> pb.Model:
     return client.stub.GetModel(pb.GetModelRequest(id=model_id), metadata=metadata, timeout=10)
 
 
+def list_models(client: Client) -> pb.ListModelsResponse:
+    metadata = [("authorization", f"Bearer {ADMIN_KEY}")]
+    return client.stub.ListModels(pb.ListModelsRequest(), metadata=metadata, timeout=10)
+
+
+def list_tags(client: Client) -> pb.ListModelTagsResponse:
+    metadata = [("authorization", f"Bearer {ADMIN_KEY}")]
+    return client.stub.ListModelTags(pb.ListModelTagsRequest(), metadata=metadata, timeout=10)
+
+
 def code_of(call: Callable[..., object], *args: object, **kw: object) -> grpc.StatusCode:
     """The code of call(*args, **kw): OK, or its error's."""
     try:
@@ -116,13 +126,15 @@ def test_metrics_count_every_call_by_method_and_code(tmp_path: Path):
                 code_of(client.create, minimal("has space")),
                 code_of(get_model, client, "first"),
                 code_of(get_model, client, "missing"),
+                code_of(list_models, client),
+                code_of(list_tags, client),
             ]
         samples = scrape(port)
     finally:
         assert registry.stop() == 0
     C = grpc.StatusCode
     assert codes[:5] == [C.OK, C.OK, C.ALREADY_EXISTS, C.UNAUTHENTICATED, C.INVALID_ARGUMENT]
-    assert codes[5:] == [C.OK, C.NOT_FOUND]
+    assert codes[5:] == [C.OK, C.NOT_FOUND, C.OK, C.OK]
     assert requests_by_code(samples) == {
         ("CreateModel", "OK"): 2,
         ("CreateModel", "ALREADY_EXISTS"): 1,
@@ -130,7 +142,13 @@ def test_metrics_count_every_call_by_method_and_code(tmp_path: Path):
         ("CreateModel", "INVALID_ARGUMENT"): 1,
         ("GetModel", "OK"): 1,
         ("GetModel", "NOT_FOUND"): 1,
+        ("ListModels", "OK"): 1,
+        ("ListModelTags", "OK"): 1,
     }
+    # On SQLite both quick reads ran on the event loop's thread.
+    assert value(samples, "modelregistry_list_reads_total", ran_on="loop") == 2
+    assert value(samples, "modelregistry_list_reads_total", ran_on="thread") == 0
+    assert value(samples, "modelregistry_list_reads_stopped_total") == 0
     latency = "modelregistry_request_duration_seconds_count"
     assert value(samples, latency, method="CreateModel") == 5
     assert value(samples, latency, method="GetModel") == 2

@@ -70,11 +70,11 @@ class Shape:
     @property
     def counted_with_page(self) -> bool:
         """What a reader may see (or what was shared) is all read and sorted
-        before the page is cut, so the page's own statement counts it. Not
-        after a page token: it would count from the token's position on; not
-        for an admin's search: counting many matches in the words' index
-        alone is cheaper."""
-        return not self.after and (self.view == "shared" or not self.everything)
+        before the page is cut, so the page's own statement counts it (after
+        a page token too, before the token's position is applied). Not for
+        an admin's search: counting many matches in the words' index alone
+        is cheaper."""
+        return self.view == "shared" or not self.everything
 
 
 def shape_of(query: ListQuery, visibility: Visibility) -> Shape:
@@ -175,14 +175,27 @@ def _page_statement(shape: Shape) -> Select[Any]:
         page = page.where(_KEYS_FROM_INDEX)
     if shape.counted_with_page:
         page = page.add_columns(func.count().over().label("matched"))
+    if shape.after and shape.counted_with_page:
+        # Counted over every match, then cut at the token's position: the
+        # window is computed before the outer statement's condition.
+        counted = page.subquery("counted")
+        return _ordered_after(select(*counted.c), shape, counted.c.sort_key, counted.c.id, key.type)
+    return _ordered_after(page, shape, key, models.c.id, key.type)
+
+
+def _ordered_after(
+    page: Select[Any], shape: Shape, key: Any, model_id: Any, key_type: Any
+) -> Select[Any]:
+    """`page` after the token's position (if any), in the query's order, cut
+    to the page: by (key, model_id), both directions the same way."""
     if shape.after:
-        after = tuple_(key, models.c.id)
-        position = tuple_(bindparam("after_key", type_=key.type), bindparam("after_id"))
+        after = tuple_(key, model_id)
+        position = tuple_(bindparam("after_key", type_=key_type), bindparam("after_id"))
         page = page.where(after < position if shape.descending else after > position)
     if shape.descending:
-        page = page.order_by(key.desc(), models.c.id.desc())
+        page = page.order_by(key.desc(), model_id.desc())
     else:
-        page = page.order_by(key.asc(), models.c.id.asc())
+        page = page.order_by(key.asc(), model_id.asc())
     return page.offset(bindparam("offset")).limit(bindparam("limit"))
 
 

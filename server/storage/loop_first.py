@@ -30,6 +30,10 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from .database import translate_errors
+from .metrics import LIST_READS, LIST_READS_STOPPED
+
+_RAN_ON_LOOP = LIST_READS.labels("loop")
+_RAN_ON_THREAD = LIST_READS.labels("thread")
 
 T = TypeVar("T")
 
@@ -69,14 +73,19 @@ class LoopFirstReads:
         groups reads of like cost (a query's shape)."""
         if self._on_loop and not self._skip(kind):
             try:
-                return self._run_on_loop(read)
+                result = self._run_on_loop(read)
+                _RAN_ON_LOOP.inc()
+                return result
             except _Stopped:
                 self.stops += 1
+                LIST_READS_STOPPED.inc()
                 self._skipping[kind] = self._skip_after_stop
             except Exception:
                 self._discard()  # the thread meets the error again, and reports it
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run_in_thread, read)
+        result = await loop.run_in_executor(self._executor, self._run_in_thread, read)
+        _RAN_ON_THREAD.inc()
+        return result
 
     def close(self) -> None:
         self._discard()

@@ -22,3 +22,13 @@ DATABASE_AVAILABLE.set(1)
 DATABASE_OUTAGES = Counter(
     "modelregistry_database_outages", "Outages that began: each is logged when it begins and ends"
 )
+LIST_READS = Counter(
+    "modelregistry_list_reads",
+    "ListModels' pages and tag lists, by where they ran: on the event loop's thread"
+    " or on a database thread (storage/loop_first.py)",
+    ("ran_on",),
+)
+LIST_READS_STOPPED = Counter(
+    "modelregistry_list_reads_stopped",
+    "ListModels' reads stopped on the event loop over their budget, then run on a thread",
+)
