@@ -1,19 +1,22 @@
 """ListModels' reads on SQLite: first on the event loop's own thread, within
 a budget; in a thread when SQLite does not answer within it.
 
-Handing a read to a thread and back costs more than most pages: about 120 µs
-of CPU for a bare executor round trip on the 2-core machines the benchmarks
-run on, and the threads then take turns on the interpreter lock, while an
-admin's page of 30 kept models costs about 300 µs in all (BENCHMARKS.md). So
-a read first runs where the call is, on a connection of its own, and
+Handing a read to a thread and back costs more than most pages. The round
+trip alone is 40-70 µs of CPU (bench/executor_hop.py), and under load the
+loop and the threads take turns on the interpreter lock at every SQLite
+call; an admin's page of 30 kept models costs about 300 µs in all. In
+whole-server runs an admin's page cost 1,300-1,700 µs of server CPU through
+a thread, 830-870 µs on the loop (BENCHMARKS.md).
+
+So a read first runs where the call is, on a connection of its own, and
 SQLite's progress handler stops it once the loop's thread has spent
-`budget_seconds` of CPU on it (CPU, so that time spent waiting for the
-processor or the interpreter lock does not count); a thread then runs it
-from the start. A kind of read stopped this way (a
-search matching many models, a deep offset) goes straight to the thread for
-its next `skip_after_stop` calls. Any error on the loop also hands the read
-to the thread, where errors are translated as for every read; this
-connection never waits for a lock, so a busy database cannot hold the loop.
+`budget_seconds` of CPU on it (CPU, so that waiting for the processor or the
+interpreter lock does not count); a thread then runs it from the start. A
+kind of read stopped this way (a search matching many models, a deep offset)
+goes straight to the thread for its next `skip_after_stop` calls. Any error
+on the loop also hands the read to the thread, where errors are translated
+as for every read; this connection never waits for a lock, so a busy
+database cannot hold the loop.
 
 PostgreSQL's reads always run in a thread: every statement waits on the
 network."""

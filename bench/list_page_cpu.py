@@ -1,0 +1,90 @@
+"""CPU of one ListModels page in-process: the domain, storage and the reply's
+encoding, without gRPC, the interceptor or load, one page at a time.
+
+    .venv/bin/python bench/list_page_cpu.py [--stored 10000] [--caller admin|reader]
+                                            [--query WORD] [--pages 2000]
+
+The database holds the benchmark's fixture (bench/seeding.py) and the rest
+of `--stored` models; a 1,000,000-model file takes about 80 s to make and is
+kept in the temporary directory's parent (`--keep DIR`) for the next run."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import seeding
+import uvloop
+
+from modelregistry.v1 import model_service_pb2 as pb
+from modelregistry_server.app import build_app
+from modelregistry_server.config import Settings
+from modelregistry_server.domain.models import ROLE_ADMIN, ROLE_USER, Principal
+from modelregistry_server.storage.migrations import upgrade
+from modelregistry_server.transport.convert import list_query_from_proto
+from modelregistry_server.transport.list_replies import ListedEntries, encoded_page
+
+
+def seeded(stored: int, keep: Path) -> Path:
+    """A database of `stored` models, made once per size in `keep`."""
+    path = keep / f"list-page-cpu-{stored}.db"
+    if not path.exists():
+        making = path.with_suffix(".making")
+        making.unlink(missing_ok=True)
+        upgrade(f"sqlite:///{making}")
+        db = sqlite3.connect(making)
+        now = int(time.time())
+        seeding.seed_people(db, now)
+        fixture = seeding.seed_fixture(db, stored, now)
+        seeding.seed_rest(db, stored, now, stored - fixture)
+        db.commit()
+        db.close()
+        making.rename(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stored", type=int, default=10_000)
+    parser.add_argument("--caller", choices=("admin", "reader"), default="admin")
+    parser.add_argument("--query", default="", help="ListModels' text query")
+    parser.add_argument("--pages", type=int, default=2_000)
+    parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="model-registry-page-") as scratch:
+        database = Path(scratch) / "registry.db"
+        shutil.copy(seeded(args.stored, args.keep), database)
+        app = build_app(Settings(database_url=f"sqlite:///{database}"))
+        if args.caller == "admin":
+            caller = Principal(seeding.ADMIN, ROLE_ADMIN, True)
+        else:
+            caller = Principal(seeding.READER, ROLE_USER, False)
+        entries = ListedEntries()
+        request = pb.ListModelsRequest(query=args.query)
+
+        async def pages(count: int) -> None:
+            for _ in range(count):
+                query = list_query_from_proto(request)
+                page = await app.registry.list_models(caller, query)
+                encoded_page(query, page, entries.of)
+
+        try:
+            uvloop.run(pages(min(200, args.pages)))  # warm: caches, statements
+            wall, cpu = time.perf_counter(), time.process_time()
+            uvloop.run(pages(args.pages))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        finally:
+            app.close()
+    print(
+        f"{args.caller} page, {args.stored:,} stored, query {args.query!r}:"
+        f" {cpu / args.pages * 1e6:,.0f} µs CPU, {wall / args.pages * 1e6:,.0f} µs wall a page"
+    )
+
+
+if __name__ == "__main__":
+    main()
