@@ -49,6 +49,8 @@ Parser.__index = Parser
 local function fail(reason, at) error({reason = reason, at = at}, 0) end
 
 local function skip_space(text, i)
+  local c = byte(text, i)
+  if c ~= 32 and c ~= 9 and c ~= 10 and c ~= 13 then return c and i or #text + 1 end
   return find(text, "[^ \t\r\n]", i) or #text + 1
 end
 
@@ -451,11 +453,147 @@ local function collect_edits(config, name, node, edits)
   end
 end
 
+-- Replies are read by a scan, not M.parse: they come from the transcoder, so
+-- they are well-formed JSON, and the edits concern only a message's own
+-- fields. Their nodes are made for the fields of messages (keys, positions,
+-- and the value of strings of int fields, which are digits); every other
+-- value (a Struct's contents, a string) is skipped by pattern search,
+-- never decoded. Returns nil on what is not JSON it can scan.
+
+-- Byte loops, not string.find: LuaJIT compiles them, and a pattern search
+-- is a call out of compiled code each time.
+local function skip_string(text, i) -- i at the opening quote; the index after the closing one
+  local j, n = i + 1, #text
+  while j <= n do
+    local c = byte(text, j)
+    if c == 34 then return j + 1 end
+    j = c == 92 and j + 2 or j + 1 -- a backslash: past the escaped character
+  end
+  return nil
+end
+
+local function skip_value(text, i) -- the index after the value at i
+  local c, n = byte(text, i), #text
+  if c == 34 then return skip_string(text, i) end
+  if c == 123 or c == 91 then
+    local depth, j = 0, i
+    while j <= n do
+      local d = byte(text, j)
+      if d == 34 then
+        j = skip_string(text, j)
+        if j == nil then return nil end
+      else
+        if d == 123 or d == 91 then
+          depth = depth + 1
+        elseif d == 125 or d == 93 then
+          depth = depth - 1
+          if depth == 0 then return j + 1 end
+        end
+        j = j + 1
+      end
+    end
+    return nil
+  end
+  local j = i -- a number, true, false or null: up to what ends it
+  while j <= n do
+    local d = byte(text, j)
+    if d == 44 or d == 125 or d == 93 or d == 32 or d == 9 or d == 10 or d == 13 then return j end
+    j = j + 1
+  end
+  return j
+end
+
+local TYPES = {[34] = "string", [123] = "object", [91] = "array", [116] = "true",
+  [102] = "false", [110] = "null"}
+
+local INT = {kind = "int"}
+local scan_object
+
+-- The node of the value at i (a field of `field`'s kind, or anything when
+-- field is nil), and the index after it.
+local function scan_value(config, field, text, i)
+  local c = byte(text, i)
+  if field ~= nil and field.kind == "message" then
+    if c == 123 then return scan_object(config, field.message, text, i) end
+    if c == 91 and field.repeated then
+      local node = {t = "array", s = i, items = {}}
+      i = skip_space(text, i + 1)
+      if byte(text, i) == 93 then node.e = i; return node, i + 1 end
+      local each = {kind = "message", message = field.message}
+      while true do
+        local item
+        item, i = scan_value(config, each, text, i)
+        if item == nil then return nil end
+        node.items[#node.items + 1] = item
+        i = skip_space(text, i)
+        local d = byte(text, i)
+        if d == 93 then node.e = i; return node, i + 1 end
+        if d ~= 44 then return nil end
+        i = skip_space(text, i + 1)
+      end
+    end
+  elseif field ~= nil and field.kind == "int" and c == 91 and field.repeated then
+    local node = {t = "array", s = i, items = {}}
+    i = skip_space(text, i + 1)
+    if byte(text, i) == 93 then node.e = i; return node, i + 1 end
+    while true do
+      local item
+      item, i = scan_value(config, INT, text, i)
+      if item == nil then return nil end
+      node.items[#node.items + 1] = item
+      i = skip_space(text, i)
+      local d = byte(text, i)
+      if d == 93 then node.e = i; return node, i + 1 end
+      if d ~= 44 then return nil end
+      i = skip_space(text, i + 1)
+    end
+  end
+  local after = skip_value(text, i)
+  if after == nil then return nil end
+  local node = {t = TYPES[c] or "number", s = i, e = after - 1}
+  if c == 34 and field ~= nil and field.kind == "int" then node.v = sub(text, i + 1, after - 2) end
+  return node, after
+end
+
+scan_object = function(config, name, text, i)
+  local message = config.messages[name]
+  local node = {t = "object", s = i, keys = {}, map = {}}
+  i = skip_space(text, i + 1)
+  if byte(text, i) == 125 then node.e = i; return node, i + 1 end
+  while true do
+    if byte(text, i) ~= 34 then return nil end
+    local after_key = skip_string(text, i)
+    if after_key == nil then return nil end
+    local key = sub(text, i + 1, after_key - 2) -- field names hold no escapes
+    i = skip_space(text, after_key)
+    if byte(text, i) ~= 58 then return nil end
+    local value
+    value, i = scan_value(config, message and message.fields[key], text, skip_space(text, i + 1))
+    if value == nil then return nil end
+    if node.map[key] == nil then node.keys[#node.keys + 1] = key end
+    node.map[key] = value
+    i = skip_space(text, i)
+    local c = byte(text, i)
+    if c == 125 then node.e = i; return node, i + 1 end
+    if c ~= 44 then return nil end
+    i = skip_space(text, i + 1)
+  end
+end
+
+-- The node of a reply of message `name`, or nil.
+function M.scan_reply(config, name, text)
+  local i = skip_space(text, 1)
+  if byte(text, i) ~= 123 then return nil end
+  local node, after = scan_object(config, name, text, i)
+  if node == nil or skip_space(text, after) <= #text then return nil end
+  return node
+end
+
 -- The reply body as the API writes it (or the body unchanged if it is not
 -- a `name` message). With `unwrap`, only that field of it: an array, empty
 -- when the transcoder left the field out.
 function M.finish_reply(config, name, text, unwrap)
-  local node = M.parse(text, 1000)
+  local node = M.scan_reply(config, name, text)
   if node == nil or node.t ~= "object" then return text end
   local edits = {}
   collect_edits(config, name, node, edits)
@@ -473,7 +611,8 @@ function M.finish_reply(config, name, text, unwrap)
     text = concat(parts)
   end
   if unwrap == nil then return text end
-  if #edits > 0 then node = M.parse(text, 1000) end
+  if #edits > 0 then node = M.scan_reply(config, name, text) end
+  if node == nil then return "[]" end
   local field = node.map[unwrap]
   if field == nil then return "[]" end
   return sub(text, field.s, field.e)

@@ -198,6 +198,59 @@ def test_reply_that_is_not_json_is_left_alone(lua: Lua):
     assert lua.finish("not json") == "not json"
 
 
+LIST = "modelregistry.v1.ListModelsResponse"
+# What a reply scan must step over without reading it as the reply's own
+# fields: quotes, backslashes, braces and brackets inside strings, nesting,
+# every kind of JSON value, and keys named like the message's fields.
+TRICKY_PARAMS = {
+    "system": 'Say "}{][" and \\ then \\"quoted\\"',
+    "created_at": "1",
+    "nested": [{"updated_at": "2", "list": [[], {}, [1, -2.5e-3, True, False, None]]}],
+    "unicode": "é😀\u2028",
+}
+
+
+def listed(model_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "user_id": "u",
+        "name": "n",
+        "params": TRICKY_PARAMS,
+        "meta": {"tags": [{"name": "}"}]},
+        "access_grants": [{"access_type": "user", "access_id": "*", "permission": "read"}],
+        "is_active": True,
+        "created_at": "17",
+        "updated_at": "18",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_list_reply_is_scanned_past_whatever_its_structs_hold(lua: Lua, indent: int | None):
+    sent = {
+        "items": [listed("a"), listed("b", base_model_id="base")],
+        "total": "2",
+        "next_page_token": 'tok"en',
+    }
+    finished = json.loads(lua.M.finish_reply(lua.CONFIG, LIST, json.dumps(sent, indent=indent)))
+    assert finished == {
+        "items": [
+            {**listed("a"), "base_model_id": None, "created_at": 17, "updated_at": 18},
+            {**listed("b", base_model_id="base"), "created_at": 17, "updated_at": 18},
+        ],
+        "total": 2,
+        "next_page_token": 'tok"en',
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"items":[{"id":"a"', '{"items":[{"id":"a}', '{"total":"1"} trailing', "[]", ""],
+)
+def test_a_reply_the_scan_cannot_read_is_left_alone(lua: Lua, text: str):
+    assert lua.M.finish_reply(lua.CONFIG, LIST, text) == text
+
+
 @pytest.mark.parametrize(
     ("code", "message", "status", "detail"),
     [
