@@ -507,46 +507,37 @@ local TYPES = {[34] = "string", [123] = "object", [91] = "array", [116] = "true"
   [102] = "false", [110] = "null"}
 
 local INT = {kind = "int"}
-local scan_object
+local scan_object, scan_value
+
+-- The array at i, each item scanned as a value of the field `each`.
+local function scan_array(config, each, text, i)
+  local node = {t = "array", s = i, items = {}}
+  i = skip_space(text, i + 1)
+  if byte(text, i) == 93 then node.e = i; return node, i + 1 end
+  while true do
+    local item
+    item, i = scan_value(config, each, text, i)
+    if item == nil then return nil end
+    node.items[#node.items + 1] = item
+    i = skip_space(text, i)
+    local d = byte(text, i)
+    if d == 93 then node.e = i; return node, i + 1 end
+    if d ~= 44 then return nil end
+    i = skip_space(text, i + 1)
+  end
+end
 
 -- The node of the value at i (a field of `field`'s kind, or anything when
 -- field is nil), and the index after it.
-local function scan_value(config, field, text, i)
+scan_value = function(config, field, text, i)
   local c = byte(text, i)
   if field ~= nil and field.kind == "message" then
     if c == 123 then return scan_object(config, field.message, text, i) end
     if c == 91 and field.repeated then
-      local node = {t = "array", s = i, items = {}}
-      i = skip_space(text, i + 1)
-      if byte(text, i) == 93 then node.e = i; return node, i + 1 end
-      local each = {kind = "message", message = field.message}
-      while true do
-        local item
-        item, i = scan_value(config, each, text, i)
-        if item == nil then return nil end
-        node.items[#node.items + 1] = item
-        i = skip_space(text, i)
-        local d = byte(text, i)
-        if d == 93 then node.e = i; return node, i + 1 end
-        if d ~= 44 then return nil end
-        i = skip_space(text, i + 1)
-      end
+      return scan_array(config, {kind = "message", message = field.message}, text, i)
     end
   elseif field ~= nil and field.kind == "int" and c == 91 and field.repeated then
-    local node = {t = "array", s = i, items = {}}
-    i = skip_space(text, i + 1)
-    if byte(text, i) == 93 then node.e = i; return node, i + 1 end
-    while true do
-      local item
-      item, i = scan_value(config, INT, text, i)
-      if item == nil then return nil end
-      node.items[#node.items + 1] = item
-      i = skip_space(text, i)
-      local d = byte(text, i)
-      if d == 93 then node.e = i; return node, i + 1 end
-      if d ~= 44 then return nil end
-      i = skip_space(text, i + 1)
-    end
+    return scan_array(config, INT, text, i)
   end
   local after = skip_value(text, i)
   if after == nil then return nil end
