@@ -124,6 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         " default off)",
     )
     serve.add_argument(
+        "--envoy-workers",
+        type=int,
+        default=os.environ.get("MODEL_REGISTRY_ENVOY_WORKERS"),
+        metavar="N",
+        help="Envoy's worker threads (env MODEL_REGISTRY_ENVOY_WORKERS; default: half the"
+        " cores, at least 1, leaving the rest to the gRPC server)",
+    )
+    serve.add_argument(
         "--envoy-admin-port",
         type=int,
         default=None,
@@ -200,7 +208,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .envoy import DEFAULT_CONFIG, EnvoyOptions
+    from .envoy import DEFAULT_CONFIG, EnvoyOptions, default_envoy_workers
     from .serve import serve
     from .supervisor import serve_replicas
 
@@ -212,6 +220,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.replicas < 1:
         print("model-registry: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.envoy_workers is not None and args.envoy_workers < 1:
+        print("model-registry: --envoy-workers must be at least 1", file=sys.stderr)
         return 2
     if args.replicas > 1 and is_sqlite(args.database_url):
         print(
@@ -240,6 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             config=args.envoy_config or DEFAULT_CONFIG,
             admin_port=args.envoy_admin_port,
+            workers=args.envoy_workers or default_envoy_workers(),
         )
     admin_key = os.environ.get("MODEL_REGISTRY_ADMIN_KEY") or None
     if args.replicas == 1:

@@ -7,6 +7,7 @@ lines are buffered, yet come out while the server runs, warnings at once."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import socket
@@ -352,6 +353,23 @@ def test_each_replica_serves_its_metrics_and_envoys_stats_stay_local(
     assert len(set(metrics.values())) == 2
     assert (first, second) == ({("CreateModel", "OK"): 1}, {})
     assert "envoy_cluster_upstream_rq_total" in envoy_stats
+
+
+@pytest.mark.parametrize("workers", [None, "3"])
+def test_envoy_runs_the_workers_it_is_given_or_half_the_cores(tmp_path: Path, workers: str | None):
+    admin_port = free_port()
+    extra = ("--envoy-admin-port", str(admin_port))
+    if workers is not None:
+        extra += ("--envoy-workers", workers)
+    registry = start_registry(f"sqlite:///{tmp_path / 'r.db'}", http=True, extra_args=extra)
+    try:
+        url = f"http://127.0.0.1:{admin_port}/server_info"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            info = json.loads(response.read())
+    finally:
+        assert registry.stop() == 0
+    expected = int(workers) if workers is not None else max(1, (os.cpu_count() or 2) // 2)
+    assert info["command_line_options"]["concurrency"] == expected
 
 
 def test_envoys_admin_listens_on_loopback_only():

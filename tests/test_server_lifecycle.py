@@ -191,3 +191,23 @@ def test_an_unopenable_sqlite_file_is_a_clear_error_not_a_hang(tmp_path: Path):
     assert result.returncode == 1
     assert "database unavailable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (("--envoy-workers", "0"), "--envoy-workers must be at least 1"),
+        (("--replicas", "0"), "--replicas must be at least 1"),
+    ],
+)
+def test_a_count_below_one_is_refused_with_a_clear_message(
+    tmp_path: Path, flag: tuple[str, str], message: str
+):
+    result = subprocess.run(
+        [MODEL_REGISTRY, "--database-url", f"sqlite:///{tmp_path / 'r.db'}", "serve", *flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"model-registry: {message}"

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import ctypes
+import os
 import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ class EnvoyOptions:
     # Envoy's admin interface (stats, per-endpoint counters) on 127.0.0.1:
     # off unless asked for, since it can also stop Envoy.
     admin_port: int | None = None
+    # Envoy's worker threads. Envoy's own default is one per core, but the
+    # gRPC server shares the machine: on 2 cores, 1 worker halved the JSON
+    # list's p99 at the same rate (BENCHMARKS.md).
+    workers: int = field(default_factory=lambda: default_envoy_workers())
+
+
+def default_envoy_workers() -> int:
+    """Half the cores, at least one: the other half is the server's."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def envoy_binary() -> str:
@@ -137,6 +147,8 @@ class EnvoyProcess:
             self._options.log_level,
             # Several registries (and test runs) may share a machine.
             "--disable-hot-restart",
+            "--concurrency",
+            str(self._options.workers),
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=die_with_parent,
             # Ctrl-C in a terminal reaches the server only, which stops Envoy.
