@@ -34,6 +34,11 @@ READY_TIMEOUT_SECONDS = 20.0
 PR_SET_PDEATHSIG = 1
 
 
+def default_envoy_workers() -> int:
+    """Half the cores, at least one: the other half is the server's."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 @dataclass(frozen=True, slots=True)
 class EnvoyOptions:
     host: str = "127.0.0.1"
@@ -47,12 +52,7 @@ class EnvoyOptions:
     # Envoy's worker threads. Envoy's own default is one per core, but the
     # gRPC server shares the machine: on 2 cores, 1 worker halved the JSON
     # list's p99 at the same rate (BENCHMARKS.md).
-    workers: int = field(default_factory=lambda: default_envoy_workers())
-
-
-def default_envoy_workers() -> int:
-    """Half the cores, at least one: the other half is the server's."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    workers: int = field(default_factory=default_envoy_workers)
 
 
 def envoy_binary() -> str:

@@ -457,11 +457,10 @@ end
 -- they are well-formed JSON, and the edits concern only a message's own
 -- fields. Their nodes are made for the fields of messages (keys, positions,
 -- and the value of strings of int fields, which are digits); every other
--- value (a Struct's contents, a string) is skipped by pattern search,
--- never decoded. Returns nil on what is not JSON it can scan.
-
--- Byte loops, not string.find: LuaJIT compiles them, and a pattern search
--- is a call out of compiled code each time.
+-- value (a Struct's contents, a string) is skipped, never decoded. Returns
+-- nil on what is not JSON it can scan. The skips are byte loops, not
+-- string.find: LuaJIT compiles them, and a pattern search is a call out of
+-- compiled code each time.
 local function skip_string(text, i) -- i at the opening quote; the index after the closing one
   local j, n = i + 1, #text
   while j <= n do
