@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -40,12 +41,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from modelregistry.client import Client
+from modelregistry.client import AlreadyExists, Client
 from modelregistry_server.readiness import HTTP_LISTENING, parse_listening
 
 HERE = Path(__file__).resolve().parent
@@ -307,8 +310,6 @@ def start_service(database: Path, http_port: int) -> tuple[subprocess.Popen, str
     if target is None:
         raise RuntimeError("the service did not start")
     # keep draining its output so it never blocks on a full pipe
-    import threading
-
     threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
     return process, target
 
@@ -355,6 +356,11 @@ DEEP = 10_000  # the deep page starts after this many models, or the deepest the
 GET_SAMPLE = 1_000  # the admin's GetModel ids: this many stored models, at random
 UPDATE_SAMPLE = 1_000  # UpdateModel spreads over this many stored models, at random
 JSON_CONNECTIONS = 16
+# The busy row: a reader's first page while an admin changes a model the
+# reader cannot see this many times a second. Each change is a commit, after
+# which nothing a reader's query kept is used (storage/kept_reads.py).
+CHANGES_BESIDE = 100
+BUSY_MODEL = "bench-busy"
 
 
 def read_row(read: str, user: str, json_via_envoy: bool = False) -> str:
@@ -438,6 +444,7 @@ def measure_reads(
                 "search": {"query": seeding.SEARCH_WORD},
             }
     loads: dict[str, Load] = {}
+    changed = 0
     for read in READS if "read" in groups else ():
         for user, key in USERS.items():
             if read == "get":
@@ -445,6 +452,12 @@ def measure_reads(
             else:
                 spec = {"kind": "list", "key": key, "request": requests[user][read]}
             loads[read_row(read, user)] = load.run(spec, seconds)
+    if "read" in groups:
+        busy = f"{read_row('first', 'non-admin')}, {CHANGES_BESIDE} changes/s beside"
+        spec = {"kind": "list", "key": seeding.READER_KEY, "request": {}}
+        with changes_beside(target, CHANGES_BESIDE) as count:
+            loads[busy] = load.run(spec, seconds)
+        changed = count[0]
     for read in JSON_READS if wrk and "json-read" in groups else ():
         for user, key in USERS.items():
             if read == "get":
@@ -464,7 +477,38 @@ def measure_reads(
         f"search {seeding.SEARCH_WORD!r}: {admin['found']:,} matches (admin), "
         f"{reader['found']:,} (non-admin)",
     ]
+    if changed:
+        notes.append(f"changes beside the busy row: {changed / seconds:,.0f}/s (ToggleModel)")
     return Reads(title, admin["visible"], loads, notes)
+
+
+@contextlib.contextmanager
+def changes_beside(target: str, per_second: int) -> Iterator[list[int]]:
+    """An admin toggles BUSY_MODEL (no grants) `per_second` times a second
+    while the block runs; yields [changes made], filled in at the end."""
+    stop = threading.Event()
+    count = [0]
+    with Client(target, api_key=BENCH_KEY, timeout=10) as admin:
+        try:
+            admin.create_model({"id": BUSY_MODEL, **MODEL})
+        except AlreadyExists:
+            pass
+
+        def change() -> None:
+            next_at = time.monotonic()
+            while not stop.is_set():
+                admin.toggle_model(BUSY_MODEL)
+                count[0] += 1
+                next_at += 1 / per_second
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+        changer = threading.Thread(target=change, name="changes-beside")
+        changer.start()
+        try:
+            yield count
+        finally:
+            stop.set()
+            changer.join()
 
 
 def print_summary(empty: Reads, full: Reads, creates: tuple[Load | None, Load | None]) -> None:

@@ -150,6 +150,42 @@ def test_a_read_on_a_locked_database_does_not_wait_on_the_loop(
         engine.dispose()
 
 
+def test_a_read_on_the_loop_is_told_the_version_it_sees_and_a_thread_none(
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
+) -> None:
+    """Equal versions: the same data. Any commit by another connection, a
+    new loop connection (after an error) or a thread's read: not equal."""
+    with sqlite_engine.begin() as setup:
+        setup.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    reads = LoopFirstReads(sqlite_engine, threads, budget_seconds=0.005)
+
+    def version(connection: Connection, seen: object) -> object:
+        return seen
+
+    def broken(connection: Connection, seen: object) -> object:
+        connection.exec_driver_sql("SELECT * FROM no_such_table")
+        return seen
+
+    async def versions() -> list[object]:
+        seen = [await reads.run_versioned("page", version) for _ in range(2)]
+        with sqlite_engine.begin() as writer:  # another connection commits
+            writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+        seen.append(await reads.run_versioned("page", version))
+        with pytest.raises(exc.OperationalError):
+            await reads.run_versioned("page", broken)  # the loop's connection is replaced
+        seen.append(await reads.run_versioned("page", version))
+        seen.append(await reads.run_versioned("slow", lambda c, v: (where_slow(c), v)[1]))
+        return seen
+
+    first, again, after_commit, new_connection, in_thread = asyncio.run(versions())
+    assert first == again
+    assert isinstance(first, tuple) and isinstance(after_commit, tuple)
+    assert after_commit[0] == first[0] and after_commit[1] != first[1]
+    assert isinstance(new_connection, tuple) and new_connection[0] != first[0]
+    assert in_thread is None  # stopped on the loop, answered by the thread
+    reads.close()
+
+
 def test_postgresql_reads_always_run_in_a_thread(
     postgres: PostgresServer, threads: ThreadPoolExecutor
 ) -> None:
@@ -157,6 +193,8 @@ def test_postgresql_reads_always_run_in_a_thread(
     reads = LoopFirstReads(engine, threads)
     try:
         assert asyncio.run(_run(reads, [("page", on_thread("SELECT 6"))])) == [("list-thread_0", 6)]
+        told = asyncio.run(reads.run_versioned("page", lambda connection, version: version))
+        assert told is None  # nothing is kept by version on PostgreSQL
     finally:
         reads.close()
         engine.dispose()

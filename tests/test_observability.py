@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from metrics_support import metrics_ports, scrape, value
 
 from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry_server import logs
@@ -36,13 +36,11 @@ from support import (
     ADMIN_KEY,
     MODEL_REGISTRY,
     Client,
-    Registry,
     http_request,
     model_request,
     start_registry,
 )
 
-METRICS_LINE = re.compile(r"Prometheus metrics on http://127\.0\.0\.1:(\d+)/metrics$")
 # time level logger: method code duration ms user=... request_id=...
 REQUEST_LINE = re.compile(
     r"^\S+ \S+ INFO modelregistry_server\.requests:"
@@ -56,37 +54,12 @@ def needs_postgres(request: pytest.FixtureRequest) -> None:
         pytest.skip("an outage of PostgreSQL (--db sqlite)")
 
 
-def metrics_ports(registry: Registry) -> list[int]:
-    """The metrics ports the registry (or each of its replicas) announced."""
-    found = []
-    for line in registry.output:
-        match = METRICS_LINE.search(line.rstrip("\n"))
-        if match:
-            found.append(int(match.group(1)))
-    return found
-
-
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of one scrape: (name, labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def requests_by_code(samples: dict) -> dict[tuple[str, str], float]:
     return {
         (dict(labels)["method"], dict(labels)["code"]): value
         for (name, labels), value in samples.items()
         if name == "modelregistry_requests_total"
     }
-
-
-def value(samples: dict, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 def get_model(client: Client, model_id: str, key: str = ADMIN_KEY) -> pb.Model:

@@ -8,7 +8,7 @@ only ids, versions and sort keys; models are decoded only when the cache
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -143,6 +143,80 @@ def page_of(
     rows = connection.execute(_page_statement(shape), values).all()
     more = len(rows) > query.page_size
     rows = rows[: query.page_size]
+    if shape.counted_with_page and rows:
+        total = int(rows[0].matched)
+    else:
+        total = int(connection.execute(_total_statement(shape), values).scalar_one())
+    return _page(connection, rows, more, total, cache)
+
+
+def keeps_matches(query: ListQuery, reader: Reader) -> bool:
+    """Whether a page of this query reads all its matches anyway (a reader's,
+    or what was shared: Shape.counted_with_page), so that keeping them all
+    costs little more."""
+    return query.view == "shared" or not reader.everything
+
+
+def matches_of(
+    connection: Connection, query: ListQuery, visibility: Visibility, most: int
+) -> Sequence[Row[Any]] | None:
+    """Every model `query` matches for `visibility`, in the query's order from
+    its start (rows of id, version_id and sort_key, as the page's statement
+    reads them: kept as they come, since making other objects of them cost
+    as much as reading them); None if there are more than `most`."""
+    shape = replace(shape_of(query, visibility), after=False)
+    values = {**parameters_of(query, visibility), "offset": 0, "limit": most + 1}
+    rows = connection.execute(_page_statement(shape), values).all()
+    return None if len(rows) > most else rows
+
+
+def page_of_matches(
+    connection: Connection, query: ListQuery, matches: Sequence[Row[Any]], cache: ModelCache
+) -> ModelPage | None:
+    """The page of `query` out of all its matches (matches_of), as page_of
+    would read it; None if its token's position cannot be compared with them."""
+    start = 0
+    if query.after is not None:
+        first_after = _first_after(matches, query.after, query.descending)
+        if first_after is None:
+            return None
+        start = first_after
+    start += query.offset
+    rows = matches[start : start + query.page_size + 1]
+    more = len(rows) > query.page_size
+    return _page(connection, rows[: query.page_size], more, len(matches), cache)
+
+
+def _first_after(
+    matches: Sequence[Any], after: tuple[SortValue, str], descending: bool
+) -> int | None:
+    """The index of the first match past `after` in the query's order (as the
+    statement's `(key, id) > (:after_key, :after_id)`, or `<` descending):
+    Python orders ints, and strs by code point, as SQLite's BINARY collation
+    does."""
+    if matches and type(matches[0].sort_key) is not type(after[0]):
+        return None  # SQLite would order these; let it
+    low, high = 0, len(matches)
+    while low < high:
+        middle = (low + high) // 2
+        position = (matches[middle].sort_key, matches[middle].id)
+        past = position < after if descending else position > after
+        if past:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _page(
+    connection: Connection,
+    rows: Sequence[Row[Any]],
+    more: bool,
+    total: int,
+    cache: ModelCache,
+) -> ModelPage:
+    """The page of these rows (id, version_id, sort_key each): models the
+    cache holds at those versions, the rest read with their grants."""
     kept = {row.id: cache.get(row.version_id) for row in rows if row.version_id}
     missing = [row.id for row in rows if kept.get(row.id) is None]
     read = _read_models(connection, missing, cache) if missing else {}
@@ -152,10 +226,6 @@ def page_of(
     last: tuple[SortValue, str] | None = None
     if more and rows:
         last = (rows[-1].sort_key, rows[-1].id)
-    if shape.counted_with_page and rows:
-        total = int(rows[0].matched)
-    else:
-        total = int(connection.execute(_total_statement(shape), values).scalar_one())
     return ModelPage(models=items, total=total, last=last)
 
 

@@ -18,6 +18,14 @@ on the loop also hands the read to the thread, where errors are translated
 as for every read; this connection never waits for a lock, so a busy
 database cannot hold the loop.
 
+A read on the loop is told the version of the database it sees: SQLite's
+`PRAGMA data_version` of its snapshot, which changes whenever another
+connection (of this process or any other) commits. The loop's connection
+never writes, so two reads told the same version saw the same data, and
+what one of them found may answer the other (kept_reads.py). A read in a
+thread is told None: its pooled connection's versions are not comparable
+with the loop's.
+
 PostgreSQL's reads always run in a thread: every statement waits on the
 network."""
 
@@ -39,6 +47,9 @@ _RAN_ON_LOOP = LIST_READS.labels("loop")
 _RAN_ON_THREAD = LIST_READS.labels("thread")
 
 T = TypeVar("T")
+
+# What a read on the loop saw: (the loop connection's number, its data_version).
+Version = tuple[int, int]
 
 DEFAULT_BUDGET_SECONDS = 0.002
 DEFAULT_SKIP_AFTER_STOP = 100
@@ -67,6 +78,7 @@ class LoopFirstReads:
         self._skip_after_stop = skip_after_stop
         self._skipping: dict[Hashable, int] = {}  # kind -> calls left to send to the thread
         self._connection: Connection | None = None
+        self._connections = 0  # loop connections opened: versions of two are not comparable
         self._deadline = math.inf
         self._stopped = False
         self.stops = 0  # reads stopped on the loop and run again in a thread
@@ -74,6 +86,13 @@ class LoopFirstReads:
     async def run(self, kind: Hashable, read: Callable[[Connection], T]) -> T:
         """`read`'s result, on one connection in one transaction. `kind`
         groups reads of like cost (a query's shape)."""
+        return await self.run_versioned(kind, lambda connection, _: read(connection))
+
+    async def run_versioned(
+        self, kind: Hashable, read: Callable[[Connection, Version | None], T]
+    ) -> T:
+        """As run(), `read` also told the version of the data it reads (None
+        in a thread)."""
         if self._on_loop and not self._skip(kind):
             try:
                 result = self._run_on_loop(read)
@@ -103,17 +122,23 @@ class LoopFirstReads:
             self._skipping[kind] = left - 1
         return True
 
-    def _run_in_thread(self, read: Callable[[Connection], T]) -> T:
+    def _run_in_thread(self, read: Callable[[Connection, Version | None], T]) -> T:
         with translate_errors(), self._engine.connect() as connection:
-            return read(connection)
+            return read(connection, None)
 
-    def _run_on_loop(self, read: Callable[[Connection], T]) -> T:
+    def _run_on_loop(self, read: Callable[[Connection, Version | None], T]) -> T:
         connection = self._loop_connection()
         self._stopped = False
         self._deadline = time.thread_time() + self._budget
         try:
             with connection.begin():
-                return read(connection)
+                # The transaction's first statement: it takes the snapshot
+                # the read sees, and data_version stays that snapshot's until
+                # the transaction ends.
+                sqlite = connection.connection.driver_connection
+                assert sqlite is not None
+                (data_version,) = sqlite.execute("PRAGMA data_version").fetchone()
+                return read(connection, (self._connections, data_version))
         except Exception:
             if self._stopped:
                 raise _Stopped() from None
@@ -131,6 +156,7 @@ class LoopFirstReads:
             sqlite.execute("PRAGMA busy_timeout=0")
             sqlite.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
             self._connection = connection
+            self._connections += 1
         return self._connection
 
     def _over_budget(self) -> int:

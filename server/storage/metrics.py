@@ -32,3 +32,8 @@ LIST_READS_STOPPED = Counter(
     "modelregistry_list_reads_stopped",
     "ListModels' reads stopped on the event loop over their budget, then run on a thread",
 )
+LIST_PAGES_KEPT = Counter(
+    "modelregistry_list_pages_kept",
+    "ListModels' pages answered from a reader's matches kept at the database's"
+    " current version (storage/kept_reads.py)",
+)

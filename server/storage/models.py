@@ -31,9 +31,7 @@ from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
-from .listing import kind_of, page_of, tags_of_readable
-from .loop_first import LoopFirstReads
-from .model_cache import ModelCache
+from .list_reads import ListReads
 from .reader import BatchReader
 from .rows import model_from_rows, models_with_grants
 from .tables import (
@@ -61,9 +59,7 @@ class ModelRepository:
     ) -> None:
         self._engine = engine
         self._executor = executor
-        # ListModels' pages and tags: on the event loop when SQLite answers
-        # them quickly, else on a few threads of their own (list_threads).
-        self._listing = LoopFirstReads(engine, list_executor)
+        self._listing = ListReads(engine, list_executor, _groups_for)  # pages and tags
         # Told the id of each model that got a new version (retention.py).
         self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
@@ -75,7 +71,6 @@ class ModelRepository:
         # SQLite writes one transaction at a time: there, changes are
         # group-committed too (changes.py).
         self._changes = ChangeWriter(engine) if engine.dialect.name == "sqlite" else None
-        self._cache = ModelCache()  # ListModels' models, by version
 
     async def insert(self, model: Model) -> None:
         """Store a new model, durably, before returning; DuplicateKey if its
@@ -86,11 +81,7 @@ class ModelRepository:
         return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
 
     async def tags(self, reader: Reader) -> list[str]:
-        def read(connection: Connection) -> list[str]:
-            groups = _groups_for(connection, reader)
-            return tags_of_readable(connection, reader.visibility(groups))
-
-        return await self._listing.run(("tags", reader.everything), read)
+        return await self._listing.tags(reader)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
         def write(connection: Connection, current: Model | None) -> Model | None:
@@ -181,11 +172,7 @@ class ModelRepository:
         return await self._run(write)
 
     async def list(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
-        def read(connection: Connection) -> tuple[ModelPage, frozenset[str]]:
-            groups = _groups_for(connection, reader)
-            return page_of(connection, query, reader.visibility(groups), self._cache), groups
-
-        return await self._listing.run(kind_of(query, reader), read)
+        return await self._listing.page(query, reader)
 
     def close(self) -> None:
         self._listing.close()

@@ -1,0 +1,106 @@
+"""ListModels' pages and the tag list, read where and how is cheapest: on
+SQLite first on the event loop's thread (loop_first.py), a page's models from
+those kept by version (model_cache.py), and a reader's matches and tags from
+what was kept at the database's current version (kept_reads.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row
+
+from ..domain.listing import ListQuery, ModelPage, Reader
+from .kept_reads import BYTES_PER_MATCH, DEFAULT_BUDGET_BYTES, KeptReads
+from .listing import (
+    keeps_matches,
+    kind_of,
+    matches_of,
+    page_of,
+    page_of_matches,
+    tags_of_readable,
+)
+from .loop_first import LoopFirstReads, Version
+from .metrics import LIST_PAGES_KEPT
+from .model_cache import ModelCache
+
+# A query matching more of what a reader may read is not kept: about 1.3 MB.
+MAX_KEPT_MATCHES = 5000
+# A kept tag: its string and its place in the list.
+BYTES_PER_TAG = 64
+
+GroupsOf = Callable[[Connection, Reader], frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptMatches:
+    matches: Sequence[Row[Any]]  # listing.matches_of
+    groups: frozenset[str]  # the reader's, at the same version
+
+
+class ListReads:
+    def __init__(self, engine: Engine, executor: Executor, groups_of: GroupsOf) -> None:
+        # On the event loop when SQLite answers quickly, else on `executor`
+        # (a few threads of their own: Settings.list_threads).
+        self._reads = LoopFirstReads(engine, executor)
+        self._groups_of = groups_of  # a reader's groups, in the read's transaction
+        self._models = ModelCache()  # pages' models, by version
+        self._matches: KeptReads[_KeptMatches] = KeptReads()
+        self._tags: KeptReads[list[str]] = KeptReads(DEFAULT_BUDGET_BYTES // 4)
+
+    async def page(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
+        """One page of `query` as `reader` may see it, and the reader's groups."""
+        # Every page of one query by one reader shares what is kept: its
+        # matches, its total and the reader's groups.
+        keeps = keeps_matches(query, reader)
+        key = (reader, replace(query, after=None, offset=0, page_size=0)) if keeps else None
+
+        def read(
+            connection: Connection, version: Version | None
+        ) -> tuple[ModelPage, frozenset[str]]:
+            if key is not None and version is not None:
+                kept = self._matches.get(key, version)
+                if kept is not None:
+                    page = page_of_matches(connection, query, kept.matches, self._models)
+                    if page is not None:
+                        LIST_PAGES_KEPT.inc()
+                        return page, kept.groups
+            groups = self._groups_of(connection, reader)
+            visibility = reader.visibility(groups)
+            if (
+                key is not None
+                and version is not None
+                and self._matches.worth_keeping(key, version)
+            ):
+                matches = matches_of(connection, query, visibility, MAX_KEPT_MATCHES)
+                if matches is not None:
+                    cost = (len(matches) + 1) * BYTES_PER_MATCH
+                    self._matches.put(key, version, _KeptMatches(matches, groups), cost)
+                    page = page_of_matches(connection, query, matches, self._models)
+                    if page is not None:
+                        return page, groups
+            return page_of(connection, query, visibility, self._models), groups
+
+        return await self._reads.run_versioned(kind_of(query, reader), read)
+
+    async def tags(self, reader: Reader) -> list[str]:
+        """The tags of the models `reader` may read, each once, sorted by key."""
+
+        def read(connection: Connection, version: Version | None) -> list[str]:
+            if version is not None:
+                kept = self._tags.get(reader, version)
+                if kept is not None:
+                    return kept
+            groups = self._groups_of(connection, reader)
+            tags = tags_of_readable(connection, reader.visibility(groups))
+            if version is not None:  # the whole answer: kept at once
+                cost = sum(len(tag) + BYTES_PER_TAG for tag in tags) + BYTES_PER_MATCH
+                self._tags.put(reader, version, tags, cost)
+            return tags
+
+        return list(await self._reads.run_versioned(("tags", reader.everything), read))
+
+    def close(self) -> None:
+        self._reads.close()
