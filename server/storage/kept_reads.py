@@ -32,6 +32,7 @@ DEFAULT_BUDGET_BYTES = 16 * 1024 * 1024
 # its sort key.
 BYTES_PER_MATCH = 256
 _MISSES_REMEMBERED = 4096
+_REFUSED = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +64,26 @@ class KeptReads(Generic[V]):
         return kept.value
 
     def worth_keeping(self, key: Hashable, version: Version) -> bool:
-        """Count a miss of `key` at `version`; True on its second: asked
-        twice without a change between, it is likely to be asked again."""
+        """Count a miss of `key` at `version`; True from its second on: asked
+        twice without a change between, it is likely to be asked again (a
+        keeping that did not finish, stopped on the loop, is tried again)."""
         seen = self._misses.pop(key, None)
-        misses = seen[1] + 1 if seen is not None and seen[0] == version else 1
+        misses = 1
+        if seen is not None and seen[0] == version:
+            misses = seen[1] if seen[1] < 0 else seen[1] + 1
         self._misses[key] = (version, misses)
         if len(self._misses) > _MISSES_REMEMBERED:
             self._misses.popitem(last=False)
-        return misses == 2
+        return misses >= 2
+
+    def refuse(self, key: Hashable, version: Version) -> None:
+        """Not worth keeping at `version` after all (too large): no more tries."""
+        self._misses[key] = (version, _REFUSED)
 
     def put(self, key: Hashable, version: Version, value: V, cost: int) -> None:
         """Keep `value` (about `cost` bytes) for `key` at `version`."""
         self._drop(key)
+        self._misses.pop(key, None)
         if cost > self._budget:
             return
         self._kept[key] = _Kept(version, value, cost)

@@ -75,7 +75,9 @@ class ListReads:
                 and self._matches.worth_keeping(key, version)
             ):
                 matches = matches_of(connection, query, visibility, MAX_KEPT_MATCHES)
-                if matches is not None:
+                if matches is None:
+                    self._matches.refuse(key, version)
+                else:
                     cost = (len(matches) + 1) * BYTES_PER_MATCH
                     self._matches.put(key, version, _KeptMatches(matches, groups), cost)
                     page = page_of_matches(connection, query, matches, self._models)

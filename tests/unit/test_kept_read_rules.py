@@ -15,13 +15,23 @@ V2 = (1, 11)
 OTHER_CONNECTION = (2, 10)  # the same data_version on another loop connection
 
 
-def test_a_query_is_worth_keeping_on_its_second_miss_at_one_version() -> None:
+def test_a_query_is_worth_keeping_from_its_second_miss_at_one_version() -> None:
     kept: KeptReads[str] = KeptReads()
     assert kept.worth_keeping("q", V1) is False
     assert kept.worth_keeping("q", V1) is True
-    assert kept.worth_keeping("q", V1) is False  # tried once: not again at V1
+    assert kept.worth_keeping("q", V1) is True  # not kept yet (stopped): tried again
     assert kept.worth_keeping("q", V2) is False  # a change between: counted anew
     assert kept.worth_keeping("other", V2) is False
+    assert kept.worth_keeping("q", V2) is True
+
+
+def test_a_query_refused_at_a_version_is_not_tried_again_there() -> None:
+    kept: KeptReads[str] = KeptReads()
+    kept.worth_keeping("q", V1)
+    assert kept.worth_keeping("q", V1) is True
+    kept.refuse("q", V1)  # too many matches
+    assert [kept.worth_keeping("q", V1) for _ in range(3)] == [False] * 3
+    assert kept.worth_keeping("q", V2) is False
     assert kept.worth_keeping("q", V2) is True
 
 
