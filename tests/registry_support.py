@@ -14,7 +14,7 @@ import contextlib
 import io
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,15 @@ from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 from modelregistry_server.cli import main as cli_main
 
-from support import ADMIN_KEY, HttpResponse, Registry, http_request, model_request, status_details
+from support import (
+    ADMIN_KEY,
+    HttpResponse,
+    Registry,
+    http_request,
+    model_request,
+    start_registry,
+    status_details,
+)
 
 GRPC = "grpc"
 PREFIXES = ("/api", "/api/v1")
@@ -56,6 +64,19 @@ def add_users(registry: Registry, users: dict[str, dict[str, Any]]) -> dict[str,
         printed = cli(registry, "keys", "create", user)
         keys[user] = re.search(r"API key .*: (\S+)", printed).group(1)
     return keys
+
+
+@contextlib.contextmanager
+def replicas(url: str, *first_args: str) -> Iterator[tuple[Registry, Registry]]:
+    """Two servers on one database, as replicas run; the first started with
+    `first_args` too. Both must stop cleanly."""
+    first = start_registry(url, extra_args=first_args)
+    second = start_registry(url)
+    try:
+        yield first, second
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
 
 
 def cli(registry: Registry, *args: str) -> str:

@@ -13,8 +13,8 @@ import grpc
 import pytest
 from metrics_support import metrics_ports, scrape, value
 
-from registry_support import Caller, add_users, cli
-from support import ADMIN_KEY, Registry, start_registry
+from registry_support import Caller, add_users, cli, replicas
+from support import ADMIN_KEY, Registry
 
 READER = "kept-reader"
 OTHER = "kept-other"
@@ -26,13 +26,8 @@ KEPT = "modelregistry_list_pages_kept_total"
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Registry]]:
     """Two servers on one SQLite file; the first serves metrics."""
     url = f"sqlite:///{tmp_path_factory.mktemp('kept') / 'registry.db'}"
-    first = start_registry(url, extra_args=("--metrics-port", "0"))
-    second = start_registry(url)
-    try:
-        yield first, second
-    finally:
-        assert first.stop() == 0
-        assert second.stop() == 0
+    with replicas(url, "--metrics-port", "0") as both:
+        yield both
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from google.protobuf import json_format
 
 from modelregistry.v1 import model_service_pb2 as pb
 
-from registry_support import Caller, add_users, plain
-from support import ADMIN_KEY, Registry, start_registry
+from registry_support import Caller, add_users, plain, replicas
+from support import ADMIN_KEY, Registry
 
 READER = "fresh-reader"
 WRITER = "fresh-writer"
@@ -24,14 +24,8 @@ WRITER = "fresh-writer"
 @pytest.fixture(scope="module")
 def servers(database_url_factory: Callable[[], str]) -> Iterator[tuple[Registry, Registry]]:
     """Two servers on one database, as replicas run."""
-    url = database_url_factory()
-    first = start_registry(url)
-    second = start_registry(url)
-    try:
-        yield first, second
-    finally:
-        assert first.stop() == 0
-        assert second.stop() == 0
+    with replicas(database_url_factory()) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
