@@ -295,7 +295,10 @@ def _store(
                 " permission) VALUES (?, ?, ?, ?, ?)",
                 batch.grants,
             )
-            db.executemany("INSERT INTO model_words (word, model_id) VALUES (?, ?)", batch.words)
+            db.executemany(
+                "INSERT INTO model_words (word, model_id, created_at) VALUES (?, ?, ?)",
+                batch.words,
+            )
             for is_active, delta in batch.counts.items():
                 changed = db.execute(
                     "UPDATE model_counts SET models = models + ? WHERE is_active = ?",
@@ -317,14 +320,14 @@ def _store(
 class _Batch:
     models: list[tuple[Any, ...]]
     grants: list[tuple[Any, ...]]
-    words: list[tuple[str, str]]  # in the search index's order
+    words: list[tuple[str, str, int]]  # (word, model id, created_at), in the index's order
     counts: Counter[bool]
     versions: list[tuple[Any, ...]]
 
 
 def _batch(numbers: list[int], shares: dict[int, str | None], oldest: int) -> _Batch:
     batch = _Batch([], [], [], Counter(), [])
-    ids_of: dict[str, list[str]] = {}
+    ids_of: dict[str, list[tuple[str, int]]] = {}
     for n in numbers:
         row, grants = _model(n, shares.get(n), oldest)
         batch.models.append(row)
@@ -332,9 +335,9 @@ def _batch(numbers: list[int], shares: dict[int, str | None], oldest: int) -> _B
         batch.counts[row[6]] += 1
         batch.grants += [(row[0], position, *grant) for position, grant in enumerate(grants)]
         for word in words_of(row[0], row[3], row[2]):
-            ids_of.setdefault(word, []).append(row[0])
+            ids_of.setdefault(word, []).append((row[0], row[7]))
     # Sorted as the index (word, model_id) is, so inserts land next to each other.
-    batch.words = [(word, i) for word in sorted(ids_of) for i in sorted(ids_of[word])]
+    batch.words = [(word, i, at) for word in sorted(ids_of) for i, at in sorted(ids_of[word])]
     return batch
 
 

@@ -195,6 +195,40 @@ def test_models_stored_before_tag_rows_get_their_tags(database_url_factory: NewD
     assert schema_diff(url) == []
 
 
+def test_words_stored_before_0008_get_their_models_created_at(database_url_factory: NewDatabase):
+    """Revision 0008 copies each model's created_at into its words' rows."""
+    url = database_url_factory()
+    upgrade(url, "0007")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
+        for model_id, created_at in (("older", 100), ("newer", 200)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
+                    " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'Orca',"
+                    " '{}', '{}', true, :at, 300)"
+                ),
+                {"id": model_id, "at": created_at},
+            )
+            for word in (model_id, "orca"):
+                connection.execute(
+                    sa.text("INSERT INTO model_words (word, model_id) VALUES (:word, :id)"),
+                    {"word": word, "id": model_id},
+                )
+    engine.dispose()
+    assert upgrade(url).after == head_revision()
+    assert query(
+        url, "SELECT word, model_id, created_at FROM model_words ORDER BY word, model_id"
+    ) == [
+        ("newer", "newer", 200),
+        ("older", "older", 100),
+        ("orca", "newer", 200),
+        ("orca", "older", 100),
+    ]
+    assert schema_diff(url) == []
+
+
 def test_two_servers_starting_on_an_empty_database_make_one_admin(
     database_url_factory: NewDatabase,
 ):

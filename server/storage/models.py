@@ -221,9 +221,9 @@ def _grant_rows(model: Model) -> list[dict[str, Any]]:
     ]
 
 
-def _word_rows(model: Model) -> list[dict[str, str]]:
+def _word_rows(model: Model) -> list[dict[str, Any]]:
     return [
-        {"word": word, "model_id": model.id}
+        {"word": word, "model_id": model.id, "created_at": model.created_at}
         for word in words_of(model.id, model.name, model.base_model_id)
     ]
 

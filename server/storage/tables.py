@@ -120,8 +120,12 @@ model_words = Table(
     Column(
         "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     ),
+    # The model's (never changes): one word's models, newest first, from the
+    # index below, without reading each model (null only before 0008 filled it).
+    Column("created_at", BigInteger, nullable=True),
     # A model's words: to replace them, and to check one has a word (covering).
     Index("ix_model_words_model_id_word", "model_id", "word"),
+    Index("ix_model_words_word_created_at", "word", "created_at", "model_id"),
 )
 
 # A model's tags (meta.tags): `tag` is the key they are matched by
