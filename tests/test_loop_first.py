@@ -167,14 +167,14 @@ def test_a_read_on_the_loop_is_told_the_version_it_sees_and_a_thread_none(
         return seen
 
     async def versions() -> list[object]:
-        seen = [await reads.run_versioned("page", version) for _ in range(2)]
+        seen = [await reads.run("page", version) for _ in range(2)]
         with sqlite_engine.begin() as writer:  # another connection commits
             writer.exec_driver_sql("INSERT INTO t VALUES (1)")
-        seen.append(await reads.run_versioned("page", version))
+        seen.append(await reads.run("page", version))
         with pytest.raises(exc.OperationalError):
-            await reads.run_versioned("page", broken)  # the loop's connection is replaced
-        seen.append(await reads.run_versioned("page", version))
-        seen.append(await reads.run_versioned("slow", lambda c, v: (where_slow(c), v)[1]))
+            await reads.run("page", broken)  # the loop's connection is replaced
+        seen.append(await reads.run("page", version))
+        seen.append(await reads.run("slow", lambda c, v: (where_slow(c), v)[1]))
         return seen
 
     first, again, after_commit, new_connection, in_thread = asyncio.run(versions())
@@ -193,7 +193,7 @@ def test_postgresql_reads_always_run_in_a_thread(
     reads = LoopFirstReads(engine, threads)
     try:
         assert asyncio.run(_run(reads, [("page", on_thread("SELECT 6"))])) == [("list-thread_0", 6)]
-        told = asyncio.run(reads.run_versioned("page", lambda connection, version: version))
+        told = asyncio.run(reads.run("page", lambda connection, version: version))
         assert told is None  # nothing is kept by version on PostgreSQL
     finally:
         reads.close()
@@ -203,4 +203,9 @@ def test_postgresql_reads_always_run_in_a_thread(
 async def _run(
     reads: LoopFirstReads, calls: list[tuple[str, Callable[[Connection], object]]]
 ) -> list[object]:
-    return [await reads.run(kind, read) for kind, read in calls]
+    # These reads take no version: each is told it, and leaves it.
+    return [await reads.run(kind, _unversioned(read)) for kind, read in calls]
+
+
+def _unversioned(read: Callable[[Connection], object]) -> Callable[[Connection, object], object]:
+    return lambda connection, _version: read(connection)

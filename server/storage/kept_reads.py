@@ -92,11 +92,6 @@ class KeptReads(Generic[V]):
             _, dropped = self._kept.popitem(last=False)
             self._used -= dropped.cost
 
-    def clear(self) -> None:
-        self._kept.clear()
-        self._misses.clear()
-        self._used = 0
-
     def __len__(self) -> int:
         return len(self._kept)
 

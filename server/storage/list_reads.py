@@ -14,14 +14,7 @@ from sqlalchemy import Connection, Engine, Row
 
 from ..domain.listing import ListQuery, ModelPage, Reader
 from .kept_reads import BYTES_PER_MATCH, DEFAULT_BUDGET_BYTES, KeptReads
-from .listing import (
-    keeps_matches,
-    kind_of,
-    matches_of,
-    page_of,
-    page_of_matches,
-    tags_of_readable,
-)
+from .listing import matches_of, page_of, page_of_matches, reader_shape, tags_of_readable
 from .loop_first import LoopFirstReads, Version
 from .metrics import LIST_PAGES_KEPT
 from .model_cache import ModelCache
@@ -52,9 +45,11 @@ class ListReads:
 
     async def page(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
         """One page of `query` as `reader` may see it, and the reader's groups."""
-        # Every page of one query by one reader shares what is kept: its
-        # matches, its total and the reader's groups.
-        keeps = keeps_matches(query, reader)
+        shape = reader_shape(query, reader)
+        # A page that reads all its matches anyway (a reader's, or what was
+        # shared) keeps them: every page of one query by one reader shares
+        # them, their total and the reader's groups.
+        keeps = shape.counted_with_page
         key = (reader, replace(query, after=None, offset=0, page_size=0)) if keeps else None
 
         def read(
@@ -85,9 +80,10 @@ class ListReads:
                         return page, groups
             return page_of(connection, query, visibility, self._models), groups
 
-        return await self._reads.run_versioned(kind_of(query, reader), read)
+        # Kinds of like cost: the shape, and whether rows are skipped to reach the page.
+        return await self._reads.run((shape, query.offset > 0), read)
 
-    async def tags(self, reader: Reader) -> list[str]:
+    async def tags(self, reader: Reader) -> Sequence[str]:
         """The tags of the models `reader` may read, each once, sorted by key."""
 
         def read(connection: Connection, version: Version | None) -> list[str]:
@@ -102,7 +98,7 @@ class ListReads:
                 self._tags.put(reader, version, tags, cost)
             return tags
 
-        return list(await self._reads.run_versioned(("tags", reader.everything), read))
+        return await self._reads.run(("tags", reader.everything), read)  # kept: not to change
 
     def close(self) -> None:
         self._reads.close()

@@ -7,7 +7,7 @@ only ids, versions and sort keys; models are decoded only when the cache
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -20,7 +20,6 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    case,
     cast,
     exists,
     func,
@@ -92,10 +91,10 @@ def shape_of(query: ListQuery, visibility: Visibility) -> Shape:
     )
 
 
-def kind_of(query: ListQuery, reader: Reader) -> Hashable:
-    """Pages of like cost (loop_first.py): the statements' shape, the
-    caller's groups aside, and whether rows are skipped to reach the page."""
-    return (shape_of(query, reader.visibility(frozenset())), query.offset > 0)
+def reader_shape(query: ListQuery, reader: Reader) -> Shape:
+    """The shape of `reader`'s pages of `query`, their groups aside (which
+    are read with the page): what tells pages of like cost apart."""
+    return shape_of(query, reader.visibility(frozenset()))
 
 
 def parameters_of(query: ListQuery, visibility: Visibility) -> dict[str, Any]:
@@ -141,10 +140,10 @@ def page_of(
     shape = shape_of(query, visibility)
     values = parameters_of(query, visibility)
     statement = _page_statement(shape)
-    if _newest_by_one_word(shape):
-        lowest, highest = connection.execute(_word_range(), values).one()
-        if lowest is not None and lowest == highest:  # the range holds one word
-            values["word"] = lowest
+    word = _only_word(connection, shape, values)
+    if word is not None:
+        values["word"] = word
+        if shape.order_by == "created_at":
             statement = _one_word_page(shape)
     rows = connection.execute(statement, values).all()
     more = len(rows) > query.page_size
@@ -152,15 +151,18 @@ def page_of(
     if shape.counted_with_page and rows:
         total = int(rows[0].matched)
     else:
-        total = int(connection.execute(_total_statement(shape), values).scalar_one())
+        counted = _WORD_ROWS if word is not None else _total_statement(shape)
+        total = int(connection.execute(counted, values).scalar_one())
     return _page(connection, rows, more, total, cache)
 
 
-def keeps_matches(query: ListQuery, reader: Reader) -> bool:
-    """Whether a page of this query reads all its matches anyway (a reader's,
-    or what was shared: Shape.counted_with_page), so that keeping them all
-    costs little more."""
-    return query.view == "shared" or not reader.everything
+def _only_word(connection: Connection, shape: Shape, values: dict[str, Any]) -> str | None:
+    """For an admin's one-word search: the one indexed word that starts with
+    the query's word, if only one does (two index seeks); else None."""
+    if not _admin_one_word(shape):
+        return None
+    lowest, highest = connection.execute(_word_range(), values).one()
+    return str(lowest) if lowest is not None and lowest == highest else None
 
 
 def matches_of(
@@ -259,11 +261,11 @@ def _page_statement(shape: Shape) -> Select[Any]:
     return _ordered_after(page, shape, key, models.c.id, key.type)
 
 
-def _newest_by_one_word(shape: Shape) -> bool:
-    """An admin's search for one word by creation time, nothing else
-    filtered: its page may come from the word's own rows, in that order."""
+def _admin_one_word(shape: Shape) -> bool:
+    """An admin's search for one word, nothing else filtered: when only one
+    indexed word starts with it, its rows are the matches, each model once."""
     filtered = shape.is_active or shape.owner or shape.view or shape.tag
-    return shape.everything and shape.words == 1 and shape.order_by == "created_at" and not filtered
+    return shape.everything and shape.words == 1 and not filtered
 
 
 @lru_cache(maxsize=1)
@@ -278,7 +280,7 @@ def _word_range() -> Select[Any]:
 @lru_cache(maxsize=8)
 def _one_word_page(shape: Shape) -> Select[Any]:
     """The page of the models with the word `word`, read in the query's order
-    from ix_models_words_word_created_at (each word row carries its model's
+    from ix_model_words_word_created_at (each word row carries its model's
     created_at), so its cost follows the page, not the word's matches; each
     model's version from its row. (When the range holds several words, their
     matches must be merged and sorted: _page_statement.)"""
@@ -316,32 +318,19 @@ def _total_statement(shape: Shape) -> Select[Any]:
         if shape.is_active:
             counts = counts.where(model_counts.c.is_active == bindparam("is_active"))
         return counts
-    only_one_word = shape.words == 1 and not (
-        shape.owner or shape.view or shape.is_active or shape.tag
-    )
-    if shape.everything and only_one_word:
-        return _models_with_word()
+    if _admin_one_word(shape):
+        # Several words start with the query's (else _WORD_ROWS): a model
+        # may have two of them. Counted in the words' index alone.
+        return select(func.count(model_words.c.model_id.distinct())).where(_matching(0))
     return select(func.count()).select_from(models).where(*_filters(shape))
 
 
-def _models_with_word() -> Select[Any]:
-    """How many models have a word starting with the query's one word,
-    counted in the words' index alone. When the range holds one word only
-    (the query is a whole word, as it mostly is), each of its rows is another
-    model (the key is (word, model_id)), and counting rows is about six times
-    cheaper than counting distinct ids (BENCHMARKS.md)."""
-    in_range = _matching(0)
-
-    def over_range(column: Any) -> Any:  # `column` over the range's rows
-        return select(column).where(in_range).scalar_subquery()
-
-    one_word = over_range(func.min(model_words.c.word)) == over_range(func.max(model_words.c.word))
-    return select(
-        case(
-            (one_word, over_range(func.count())),
-            else_=over_range(func.count(model_words.c.model_id.distinct())),
-        )
-    )
+# The models with one word: each of its rows is another model (the key is
+# (word, model_id)), and counting rows is about six times cheaper than
+# counting distinct ids (BENCHMARKS.md).
+_WORD_ROWS = (
+    select(func.count()).select_from(model_words).where(model_words.c.word == bindparam("word"))
+)
 
 
 def _filters(shape: Shape) -> list[ColumnElement[bool]]:

@@ -83,16 +83,10 @@ class LoopFirstReads:
         self._stopped = False
         self.stops = 0  # reads stopped on the loop and run again in a thread
 
-    async def run(self, kind: Hashable, read: Callable[[Connection], T]) -> T:
-        """`read`'s result, on one connection in one transaction. `kind`
-        groups reads of like cost (a query's shape)."""
-        return await self.run_versioned(kind, lambda connection, _: read(connection))
-
-    async def run_versioned(
-        self, kind: Hashable, read: Callable[[Connection, Version | None], T]
-    ) -> T:
-        """As run(), `read` also told the version of the data it reads (None
-        in a thread)."""
+    async def run(self, kind: Hashable, read: Callable[[Connection, Version | None], T]) -> T:
+        """`read`'s result, on one connection in one transaction, `read` told
+        the version of the data it reads (None in a thread). `kind` groups
+        reads of like cost (a query's shape)."""
         if self._on_loop and not self._skip(kind):
             try:
                 result = self._run_on_loop(read)

@@ -80,7 +80,7 @@ class ModelRepository:
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
         return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
 
-    async def tags(self, reader: Reader) -> list[str]:
+    async def tags(self, reader: Reader) -> Sequence[str]:
         return await self._listing.tags(reader)
 
     async def modify(self, model_id: str, user_id: str, change: ModelChange) -> Model | None:
