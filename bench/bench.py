@@ -9,8 +9,10 @@ non-admin user may read 300) and measures, on the same server:
   - the reads on that empty-ish database, as the admin and as the non-admin:
     GetModel, ListModels' first page, a deep page (page_token), a text
     search (`query`) over gRPC; GetModel and the first page also as JSON
-    through Envoy (wrk, 16 connections);
-  - CreateModel over gRPC: creates/s and the ratio to the ceiling;
+    through Envoy (wrk, 16 connections), as fast as they go and paced at
+    the create rate just measured (p50/p99 from when each request was due);
+  - CreateModel over gRPC, before the reads of each state: creates/s and
+    the ratio to the ceiling;
   - CreateModel as JSON through Envoy (wrk): creates/s, p50/p99 at 1, 32, 64
     connections;
   - then, with the models stored topped up to SEED (still 300 for the
@@ -234,8 +236,9 @@ def http_load(
     script: str = "wrk_create.lua",
     path: str = "/api/models/create",
     env: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> Load:
-    threads = max(1, min(2, connections))
+    threads = threads or max(1, min(2, connections))
     result = subprocess.run(
         [
             wrk,
@@ -276,6 +279,38 @@ def http_reads(
         script="wrk_read.lua",
         path=paths[0],
         env={"BENCH_KEY": key, "BENCH_PATHS": str(listed)},
+    )
+
+
+def http_paced_reads(
+    wrk: str,
+    port: int,
+    connections: int,
+    seconds: float,
+    key: str,
+    paths: list[str],
+    scratch: Path,
+    rate: float,
+) -> Load:
+    """GETs of `paths` at `rate` a second in all, latency from when each was
+    due (bench/wrk_paced.lua)."""
+    listed = scratch / "wrk-paths.txt"
+    listed.write_text("\n".join(paths) + "\n")
+    return http_load(
+        wrk,
+        port,
+        connections,
+        seconds,
+        "paced",
+        script="wrk_paced.lua",
+        path=paths[0],
+        env={
+            "BENCH_KEY": key,
+            "BENCH_PATHS": str(listed),
+            "BENCH_RATE": f"{rate:.3f}",
+            "BENCH_THREADS": str(connections),
+        },
+        threads=connections,  # one connection a thread: a reply belongs to its thread's request
     )
 
 
@@ -363,8 +398,10 @@ CHANGES_BESIDE = 100
 BUSY_MODEL = "bench-busy"
 
 
-def read_row(read: str, user: str, json_via_envoy: bool = False) -> str:
+def read_row(read: str, user: str, json_via_envoy: bool = False, paced: bool = False) -> str:
     how = f"JSON via Envoy, {JSON_CONNECTIONS} conn." if json_via_envoy else "over gRPC"
+    if paced:
+        how = "JSON at the create rate"  # through Envoy, JSON_CONNECTIONS connections
     return f"{READS[read]} {how}, {user}"
 
 
@@ -423,8 +460,10 @@ def measure_reads(
     wrk: str | None,
     http_port: int,
     scratch: Path,
+    paced_rate: float | None,
 ) -> Reads:
-    """Every read row, as the admin and as READER, on the database as it is."""
+    """Every read row, as the admin and as READER, on the database as it is;
+    the JSON rows also at `paced_rate` requests a second when it is given."""
     readable = seeding.readable(total)
     ids = {"admin": sample_ids(db, GET_SAMPLE), "non-admin": sum(readable.values(), [])}
     requests: dict[str, dict[str, dict]] = {}
@@ -467,6 +506,10 @@ def measure_reads(
             loads[read_row(read, user, json_via_envoy=True)] = http_reads(
                 wrk, http_port, JSON_CONNECTIONS, seconds, key, paths, scratch
             )
+            if paced_rate:
+                loads[read_row(read, user, paced=True)] = http_paced_reads(
+                    wrk, http_port, JSON_CONNECTIONS, seconds, key, paths, scratch, paced_rate
+                )
     admin, reader = totals["admin"], totals["non-admin"]
     shares = ", ".join(f"{len(v)} {k}" for k, v in readable.items())
     notes = [
@@ -479,6 +522,12 @@ def measure_reads(
     ]
     if changed:
         notes.append(f"changes beside the busy row: {changed / seconds:,.0f}/s (ToggleModel)")
+    if paced_rate and wrk and "json-read" in groups:
+        notes.append(
+            f"'at the create rate': {JSON_CONNECTIONS} connections send {paced_rate:,.0f}"
+            " requests/s in all (the gRPC create rate just before), p50/p99 counted from when"
+            " each request was due, so a request held back by a slow reply counts its wait"
+        )
     return Reads(title, admin["visible"], loads, notes)
 
 
@@ -602,7 +651,7 @@ def main() -> None:
 
             health = load.run({"kind": "health"}, args.seconds)
 
-            def reads(title: str) -> Reads | None:
+            def reads(title: str, created: Load | None) -> Reads | None:
                 if not groups & {"read", "json-read"}:
                     return None
                 return measure_reads(
@@ -616,14 +665,16 @@ def main() -> None:
                     wrk,
                     http_port,
                     Path(scratch),
+                    created.rate if created else None,
                 )
 
-            empty = reads("reads on the empty-ish database")
+            # Creates first in each phase: the paced JSON reads run at their rate.
             if "create" in groups:
                 creates["empty"] = load.run({"kind": "create", "prefix": "empty"}, args.seconds)
                 updates["empty"] = load.run(
                     {"kind": "update", "ids": sample_ids(db, UPDATE_SAMPLE)}, args.seconds
                 )
+            empty = reads("reads on the empty-ish database", creates["empty"])
             envoy = child_pids(service.pid)[0]
             for connections in (1, 32, 64) if wrk and "json" in groups else ():
                 before = cpu_seconds(service.pid), cpu_seconds(envoy), time.monotonic()
@@ -638,12 +689,12 @@ def main() -> None:
             seeded = seeding.seed_rest(db, args.seed, now, args.seed - settled_count(db))
             seed_seconds = time.perf_counter() - started
             seeding.check_counts(db)
-            full = reads(f"reads with {args.seed:,} stored")
             if "create" in groups:
                 creates["full"] = load.run({"kind": "create", "prefix": "full"}, args.seconds)
                 updates["full"] = load.run(
                     {"kind": "update", "ids": sample_ids(db, UPDATE_SAMPLE)}, args.seconds
                 )
+            full = reads(f"reads with {args.seed:,} stored", creates["full"])
             rss_end = rss_mib(service.pid)
             counted = seeding.check_counts(db)  # the server's writes kept the totals too
         finally:

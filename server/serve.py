@@ -11,6 +11,7 @@ from .app import build_app
 from .bootstrap import prepare_database
 from .config import Settings
 from .envoy import EnvoyOptions, EnvoyProcess
+from .heap import freeze_startup_objects, time_pauses
 from .lifecycle import run, say, stop_on_signals
 from .metrics_endpoint import serve_metrics
 from .readiness import http_listening_line, listening_line, metrics_listening_line
@@ -33,6 +34,7 @@ async def _serve(
     settings: Settings, envoy_options: EnvoyOptions | None, admin_key: str | None, prepare: bool
 ) -> int:
     stopping = stop_on_signals()
+    time_pauses()
     if prepare:
         prepare_database(settings.database_url, admin_key)
     # Each step registers its undoing as soon as it is done; leaving the
@@ -58,6 +60,7 @@ async def _serve(
         if app.pruner is not None:
             pruning = asyncio.ensure_future(app.pruner.run(app.executor))
             stack.push_async_callback(_cancel, pruning)
+        freeze_startup_objects()  # before anyone is told it serves: the collection takes a moment
         await mark_serving(health, True)
         say(listening_line(settings.grpc_host, port))
 

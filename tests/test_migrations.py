@@ -229,6 +229,82 @@ def test_words_stored_before_0008_get_their_models_created_at(database_url_facto
     assert schema_diff(url) == []
 
 
+def test_0009_keeps_every_child_row_and_keys_words_by_creation_time(
+    database_url_factory: NewDatabase,
+):
+    """Revision 0009 rebuilds model_words, model_tags and model_grants on
+    SQLite as tables stored in their key's order, and keys model_words by
+    (word, created_at, model_id) on both databases; no row changes."""
+    url = database_url_factory()
+    upgrade(url, "0008")
+    children = {
+        "model_words": "SELECT word, model_id, created_at FROM model_words ORDER BY 1, 2",
+        "model_tags": "SELECT tag, model_id, name FROM model_tags ORDER BY 1, 2",
+        "model_grants": "SELECT model_id, position, access_type, access_id, permission"
+        " FROM model_grants ORDER BY 1, 2",
+    }
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
+        for model_id, created_at in (("older", 100), ("newer", 200)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
+                    " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'Orca',"
+                    " '{}', '{}', true, :at, 300)"
+                ),
+                {"id": model_id, "at": created_at},
+            )
+            for word in (model_id, "orca"):
+                connection.execute(
+                    sa.text("INSERT INTO model_words VALUES (:word, :id, :at)"),
+                    {"word": word, "id": model_id, "at": created_at},
+                )
+            connection.execute(
+                sa.text("INSERT INTO model_tags VALUES ('sea', :id, 'Sea')"), {"id": model_id}
+            )
+            for position, grantee in enumerate(("team", "*")):
+                connection.execute(
+                    sa.text("INSERT INTO model_grants VALUES (:id, :at, 'user', :who, 'read')"),
+                    {"id": model_id, "at": position, "who": grantee},
+                )
+    engine.dispose()
+    before = {table: query(url, sql) for table, sql in children.items()}
+    assert all(before.values())
+    assert upgrade(url).after == head_revision()
+    assert {table: query(url, sql) for table, sql in children.items()} == before
+    assert schema_diff(url) == []
+    engine = sa.create_engine(url)
+    try:
+        key = sa.inspect(engine).get_pk_constraint("model_words")["constrained_columns"]
+        indexes = {ix["name"] for ix in sa.inspect(engine).get_indexes("model_words")}
+    finally:
+        engine.dispose()
+    assert key == ["word", "created_at", "model_id"]
+    assert indexes == {"ix_model_words_model_id_word"}
+    if url.startswith("sqlite"):
+        tables = query(
+            url,
+            "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE type = 'table'"
+            " AND name IN ('model_words', 'model_tags', 'model_grants') ORDER BY name",
+        )
+        assert tables == [("model_grants", 1), ("model_tags", 1), ("model_words", 1)]
+    # And back: the rows again, in tables keyed as 0008 made them.
+    from alembic import command
+
+    from modelregistry_server.storage.migrations import _migration_engine, alembic_config
+
+    engine = _migration_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0008")
+        key = sa.inspect(engine).get_pk_constraint("model_words")["constrained_columns"]
+    finally:
+        engine.dispose()
+    assert {table: query(url, sql) for table, sql in children.items()} == before
+    assert key == ["word", "model_id"]
+
+
 def test_two_servers_starting_on_an_empty_database_make_one_admin(
     database_url_factory: NewDatabase,
 ):

@@ -280,8 +280,8 @@ def _word_range() -> Select[Any]:
 @lru_cache(maxsize=8)
 def _one_word_page(shape: Shape) -> Select[Any]:
     """The page of the models with the word `word`, read in the query's order
-    from ix_model_words_word_created_at (each word row carries its model's
-    created_at), so its cost follows the page, not the word's matches; each
+    from model_words' key (word, created_at, model_id: each word row carries
+    its model's created_at), so its cost follows the page, not the word's matches; each
     model's version from its row. (When the range holds several words, their
     matches must be merged and sorted: _page_statement.)"""
     key = model_words.c.created_at

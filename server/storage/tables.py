@@ -111,21 +111,24 @@ model_grants = Table(
     Column("permission", String(8), nullable=False),
     # "Which models does this grantee have a grant on?"
     Index("ix_model_grants_grantee", "access_type", "access_id", "model_id"),
+    # SQLite: the rows are stored in their key's B-tree (migration 0009).
+    sqlite_with_rowid=False,
 )
 
 model_words = Table(
     "model_words",
     metadata,
     Column("word", _bytewise(256), primary_key=True),  # prefix search: a range of this key
+    # The model's (never changes): one word's models, newest first, are a
+    # range of the key, read without reading each model.
+    Column("created_at", BigInteger, primary_key=True),
     Column(
         "model_id", _bytewise(256), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     ),
-    # The model's (never changes): one word's models, newest first, from the
-    # index below, without reading each model (null only before 0008 filled it).
-    Column("created_at", BigInteger, nullable=True),
     # A model's words: to replace them, and to check one has a word (covering).
     Index("ix_model_words_model_id_word", "model_id", "word"),
-    Index("ix_model_words_word_created_at", "word", "created_at", "model_id"),
+    # SQLite: the rows are stored in their key's B-tree (migration 0009).
+    sqlite_with_rowid=False,
 )
 
 # A model's tags (meta.tags): `tag` is the key they are matched by
@@ -140,6 +143,8 @@ model_tags = Table(
     Column("name", String(256), nullable=False),
     # A model's tags: to replace them, and to check one has a tag (covering).
     Index("ix_model_tags_model_id_tag", "model_id", "tag"),
+    # SQLite: the rows are stored in their key's B-tree (migration 0009).
+    sqlite_with_rowid=False,
 )
 
 # Every state a model has been in, newest with the highest number. A version
