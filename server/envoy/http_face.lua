@@ -579,33 +579,151 @@ function M.scan_reply(config, name, text)
   return node
 end
 
+-- The reply with the edits of collect_edits made. Nil if it cannot be scanned.
+function M.edited_reply(config, name, text)
+  local node = M.scan_reply(config, name, text)
+  if node == nil or node.t ~= "object" then return nil end
+  local edits = {}
+  collect_edits(config, name, node, edits)
+  if #edits == 0 then return text end
+  for index, edit in ipairs(edits) do edit[4] = index end
+  -- by position; edits at one position in the order they were made
+  table.sort(edits, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[4] < b[4]) end)
+  local parts, at = {}, 1
+  for _, edit in ipairs(edits) do
+    parts[#parts + 1] = sub(text, at, edit[1] - 1)
+    parts[#parts + 1] = edit[3]
+    at = edit[2] + 1
+  end
+  parts[#parts + 1] = sub(text, at)
+  return concat(parts)
+end
+
+-- Replies in one pass. The transcoder writes a message's fields in their
+-- order, so the edits can be written while the reply is scanned, with no
+-- node made: the text is copied through, an int64 string is written without
+-- its quotes, and an unset optional field's null goes in where the field
+-- would have been (which is where collect_edits puts it: after the field
+-- before it). A reply whose keys are not in their fields' order, or that
+-- has a key its message does not, gives nil here and goes the way of
+-- M.edited_reply. `w`: {text, out = parts written, at = the first byte of
+-- text not yet copied into out}.
+local function copy_until(w, i)
+  if i > w.at then w.out[#w.out + 1] = sub(w.text, w.at, i - 1) end
+  w.at = i
+end
+
+local function unquote_at(w, i) -- the int64 string at i, written as a number
+  local after = skip_string(w.text, i)
+  if after == nil then return nil end
+  copy_until(w, i)
+  w.out[#w.out + 1] = sub(w.text, i + 1, after - 2)
+  w.at = after
+  return after
+end
+
+local write_object
+
+local function write_array(config, field, w, i)
+  local text = w.text
+  local of_messages = field.kind == "message"
+  i = skip_space(text, i + 1)
+  if byte(text, i) == 93 then return i + 1 end
+  while true do
+    local c = byte(text, i)
+    if of_messages and c == 123 then
+      i = write_object(config, field.message, w, i)
+    elseif not of_messages and c == 34 then
+      i = unquote_at(w, i)
+    else
+      i = skip_value(text, i)
+    end
+    if i == nil then return nil end
+    i = skip_space(text, i)
+    local d = byte(text, i)
+    if d == 93 then return i + 1 end
+    if d ~= 44 then return nil end
+    i = skip_space(text, i + 1)
+  end
+end
+
+local function write_value(config, field, w, i)
+  local c = byte(w.text, i)
+  if field.kind == "message" then
+    if c == 123 then return write_object(config, field.message, w, i) end
+    if c == 91 and field.repeated then return write_array(config, field, w, i) end
+  elseif field.kind == "int" then
+    if c == 34 then return unquote_at(w, i) end
+    if c == 91 and field.repeated then return write_array(config, field, w, i) end
+  end
+  return skip_value(w.text, i)
+end
+
+write_object = function(config, name, w, i)
+  local text = w.text
+  local message = config.messages[name]
+  if message == nil then return nil end
+  local order, fields = message.order, message.fields
+  local next_position, wrote_any = 1, false
+  i = skip_space(text, i + 1)
+  if byte(text, i) ~= 125 then
+    while true do
+      if byte(text, i) ~= 34 then return nil end
+      local after_key = skip_string(text, i)
+      if after_key == nil then return nil end
+      local field = fields[sub(text, i + 1, after_key - 2)]
+      if field == nil or field.position < next_position then return nil end
+      for k = next_position, field.position - 1 do -- the unset fields before it
+        if order[k].null_when_unset then
+          copy_until(w, i)
+          w.out[#w.out + 1] = M.quote(order[k].name) .. ":null,"
+        end
+      end
+      next_position, wrote_any = field.position + 1, true
+      i = skip_space(text, after_key)
+      if byte(text, i) ~= 58 then return nil end
+      i = write_value(config, field, w, skip_space(text, i + 1))
+      if i == nil then return nil end
+      i = skip_space(text, i)
+      local c = byte(text, i)
+      if c == 125 then break end
+      if c ~= 44 then return nil end
+      i = skip_space(text, i + 1)
+    end
+  end
+  for k = next_position, #order do -- the unset fields after the last one written
+    if order[k].null_when_unset then
+      copy_until(w, i)
+      local null = M.quote(order[k].name) .. ":null"
+      w.out[#w.out + 1] = wrote_any and "," .. null or null
+      wrote_any = true
+    end
+  end
+  return i + 1
+end
+
+function M.written_reply(config, name, text)
+  local i = skip_space(text, 1)
+  if byte(text, i) ~= 123 then return nil end
+  local w = {text = text, out = {}, at = 1}
+  local after = write_object(config, name, w, i)
+  if after == nil or skip_space(text, after) <= #text then return nil end
+  copy_until(w, #text + 1)
+  return concat(w.out)
+end
+
 -- The reply body as the API writes it (or the body unchanged if it is not
 -- a `name` message). With `unwrap`, only that field of it: an array, empty
 -- when the transcoder left the field out.
 function M.finish_reply(config, name, text, unwrap)
-  local node = M.scan_reply(config, name, text)
-  if node == nil or node.t ~= "object" then return text end
-  local edits = {}
-  collect_edits(config, name, node, edits)
-  if #edits > 0 then
-    for index, edit in ipairs(edits) do edit[4] = index end
-    -- by position; edits at one position in the order they were made
-    table.sort(edits, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[4] < b[4]) end)
-    local parts, at = {}, 1
-    for _, edit in ipairs(edits) do
-      parts[#parts + 1] = sub(text, at, edit[1] - 1)
-      parts[#parts + 1] = edit[3]
-      at = edit[2] + 1
-    end
-    parts[#parts + 1] = sub(text, at)
-    text = concat(parts)
-  end
-  if unwrap == nil then return text end
-  if #edits > 0 then node = M.scan_reply(config, name, text) end
+  local finished = M.written_reply(config, name, text) or M.edited_reply(config, name, text)
+  if finished == nil then return text end
+  if unwrap == nil then return finished end
+  local node = M.scan_reply(config, name, finished)
   if node == nil then return "[]" end
   local field = node.map[unwrap]
   if field == nil then return "[]" end
-  return sub(text, field.s, field.e)
+  return sub(finished, field.s, field.e)
 end
 
 -- The HTTP status and {"detail": ...} body for a google.rpc.Status JSON body;

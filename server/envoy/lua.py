@@ -180,8 +180,10 @@ def _add_message(message: Descriptor, messages: dict[str, Any]) -> None:
     order: list[dict[str, Any]] = []
     fields: dict[str, Any] = {}
     messages[message.full_name] = {"order": order, "fields": fields}
-    for field in message.fields:
+    for position, field in enumerate(message.fields, start=1):
         described = _field(field)
+        # Where it comes in a reply: the transcoder writes fields in this order.
+        described["position"] = position
         order.append(described)
         # The transcoder reads a field under its proto name and its JSON name.
         fields[field.name] = described

@@ -4,6 +4,7 @@ Lua Envoy embeds) with fake Envoy handles: milliseconds per rule."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -431,7 +432,13 @@ def test_config_routes_come_from_the_http_bindings():
         "kind": "message",
         "message": "modelregistry.v1.AccessGrant",
         "null_when_unset": False,
+        "position": 7,  # the order the transcoder writes fields in: the proto's
     }
+    assert [f["name"] for f in config["messages"][MODEL]["order"]][:3] == [
+        "id",
+        "user_id",
+        "base_model_id",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -447,3 +454,61 @@ def test_to_lua_writes_literals_lua_reads_back(value, literal: str):
     runtime = luajit21.LuaRuntime()
     if isinstance(value, str):
         assert runtime.eval(literal) == value
+
+
+# A reply is written in one pass (M.written_reply) when its keys come in
+# their fields' order, as the transcoder writes them; else by collecting
+# edits on a scan (M.edited_reply). Both must give the same text.
+def transcoded(rng: random.Random, n: int) -> dict[str, Any]:
+    """A model as the transcoder writes it, with some optional fields unset."""
+    model: dict[str, Any] = {"id": f"m-{n}", "user_id": "u"}
+    if rng.random() < 0.5:
+        model["base_model_id"] = rng.choice(["gpt-4", 'quo"te', ""])
+    model["name"] = rng.choice(["Orca", "}{][", "é😀"])
+    if rng.random() < 0.8:
+        model["params"] = rng.choice([TRICKY_PARAMS, {}, {"temperature": 0.7}])
+    if rng.random() < 0.8:
+        model["meta"] = {"tags": [{"name": "}"}], "created_at": "9"}
+    model["access_grants"] = rng.choice(
+        [[], [{"access_type": "user", "access_id": "*", "permission": "read"}]]
+    )
+    if rng.random() < 0.5:
+        model["is_active"] = rng.random() < 0.5
+    model["created_at"] = str(rng.randrange(10**12))
+    model["updated_at"] = str(rng.randrange(10**12))
+    if rng.random() < 0.3:
+        model["write_access"] = True
+    model["version_id"] = f"v-{n}"
+    return model
+
+
+def test_a_reply_written_in_one_pass_is_the_reply_made_by_edits(lua: Lua):
+    rng = random.Random(7)
+    for _ in range(300):
+        sent = {"items": [transcoded(rng, n) for n in range(rng.randrange(4))]}
+        if rng.random() < 0.8:
+            sent["total"] = str(rng.randrange(100))
+        if rng.random() < 0.5:
+            sent["next_page_token"] = "tok"
+        text = json.dumps(sent, separators=(",", ":"), ensure_ascii=False)
+        written = lua.M.written_reply(lua.CONFIG, LIST, text)
+        assert written is not None, text
+        assert written == lua.M.edited_reply(lua.CONFIG, LIST, text), text
+        model = sent["items"][0] if sent["items"] else transcoded(rng, 9)
+        text = json.dumps(model, separators=(",", ":"), ensure_ascii=False)
+        assert lua.M.written_reply(lua.CONFIG, MODEL, text) == lua.finish(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # keys out of their fields' order, a key twice, a key the message lacks
+        '{"name":"n","id":"a","created_at":"5"}',
+        '{"id":"a","id":"b","created_at":"5"}',
+        '{"id":"a","extra":"1","created_at":"5"}',
+    ],
+)
+def test_a_reply_out_of_order_is_finished_by_edits(lua: Lua, text: str):
+    assert lua.M.written_reply(lua.CONFIG, MODEL, text) is None
+    assert lua.finish(text) == lua.M.edited_reply(lua.CONFIG, MODEL, text)
+    assert json.loads(lua.finish(text))["created_at"] == 5
