@@ -31,6 +31,7 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -313,11 +314,23 @@ def _store(
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    # The transaction's pages go from the write-ahead log into the database
-    # now, outside the timing: else the server's first write after seeding
-    # copies them all (the whole seeding, gigabytes at 1,000,000) in a timed run.
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    settle(db)
     return stored
+
+
+def settle(db: sqlite3.Connection) -> None:
+    """The seeding's pages into the database file and onto the disk now,
+    outside the timing: else the server's first write after seeding copies
+    the whole seeding (gigabytes at 1,000,000) from the write-ahead log, and
+    the disk writes it back while timed runs fsync their commits. With
+    synchronous=FULL the checkpoint syncs the database file."""
+    db.execute("PRAGMA synchronous=FULL")
+    for _ in range(60):
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        time.sleep(0.5)  # a reader of the server's still holds an old snapshot
+    raise RuntimeError("the seeding's write-ahead log could not be checkpointed")
 
 
 @dataclass
