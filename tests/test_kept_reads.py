@@ -20,6 +20,7 @@ READER = "kept-reader"
 OTHER = "kept-other"
 GROUP = "kept-group"
 KEPT = "modelregistry_list_pages_kept_total"
+TOTALS_KEPT = "modelregistry_list_totals_kept_total"
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +73,9 @@ def seed(callers: dict[str, Caller]) -> None:
         admin.create({"id": f"kept-hidden-{number}", "name": "hidden", "params": {}, "meta": {}})
 
 
-def kept_pages(registry: Registry) -> float:
+def kept_pages(registry: Registry, metric: str = KEPT) -> float:
     [port] = metrics_ports(registry)
-    return value(scrape(port), KEPT) or 0.0
+    return value(scrape(port), metric) or 0.0
 
 
 def walk(caller: Caller, between: Any = None, **query: Any) -> list[tuple[Any, ...]]:
@@ -140,6 +141,41 @@ _NOISE = itertools.count()
 def unrelated() -> dict[str, Any]:
     """A model the reader may not read."""
     return {"id": f"kept-noise-{next(_NOISE)}", "name": "noise", "params": {}, "meta": {}}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"page_size": 7}, {"page_size": 4, "query": "sommelier"}, {"page_size": 9, "tag": "t1"}],
+    ids=["all", "search", "tag"],
+)
+def test_an_admins_kept_totals_equal_the_totals_the_database_counts(
+    callers: dict[str, Caller], query: dict[str, Any]
+) -> None:
+    """An admin's page walks an index in order and counts its total apart;
+    the total is kept at the database's version and follows every write."""
+    admin, admin2 = callers["admin"], callers["admin2"]
+    registry = admin.registry
+    before = kept_pages(registry, TOTALS_KEPT)
+    from_database = walk(admin, between=lambda: admin2.create(unrelated()), **query)
+    assert kept_pages(registry, TOTALS_KEPT) == before
+    admin2.create(unrelated())
+    first_walk = walk(admin, **query)
+    second_walk = walk(admin, **query)
+    assert first_walk == second_walk
+    # Each page of the walk with writes between counted the noise made so
+    # far (the admin sees it, but it holds no word and no tag).
+    step = 0 if "query" in query or "tag" in query else 1
+    totals = [total for _, total, _ in from_database]
+    assert totals == [totals[0] + step * n for n in range(len(totals))]
+    assert {total for _, total, _ in first_walk} == {totals[-1] + step}
+    assert len(first_walk) >= 2
+    # The first page counted, the second kept its total, the rest were kept.
+    kept = len(first_walk) + len(second_walk) - 2
+    assert kept_pages(registry, TOTALS_KEPT) - before == kept
+    # A write on the other server shows in the next page's total.
+    total = first_walk[0][1]
+    admin2.create({**unrelated(), "name": "sommelier t1", "meta": {"tags": [{"name": "t1"}]}})
+    assert admin.list(**query).total == total + 1
 
 
 def test_pages_by_number_from_kept_matches(callers: dict[str, Caller]) -> None:

@@ -5,7 +5,7 @@ what was kept at the database's current version (kept_reads.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -16,7 +16,7 @@ from ..domain.listing import ListQuery, ModelPage, Reader
 from .kept_reads import BYTES_PER_MATCH, DEFAULT_BUDGET_BYTES, KeptReads
 from .listing import matches_of, page_of, page_of_matches, reader_shape, tags_of_readable
 from .loop_first import LoopFirstReads, Version
-from .metrics import LIST_PAGES_KEPT
+from .metrics import LIST_PAGES_KEPT, LIST_TOTALS_KEPT
 from .model_cache import ModelCache
 
 # A query matching more of what a reader may read is not kept: about 1.3 MB.
@@ -42,20 +42,25 @@ class ListReads:
         self._models = ModelCache()  # pages' models, by version
         self._matches: KeptReads[_KeptMatches] = KeptReads()
         self._tags: KeptReads[list[str]] = KeptReads(DEFAULT_BUDGET_BYTES // 4)
+        self._totals: KeptReads[int] = KeptReads(DEFAULT_BUDGET_BYTES // 16)
 
     async def page(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
         """One page of `query` as `reader` may see it, and the reader's groups."""
         shape = reader_shape(query, reader)
         # A page that reads all its matches anyway (a reader's, or what was
         # shared) keeps them: every page of one query by one reader shares
-        # them, their total and the reader's groups.
+        # them, their total and the reader's groups. Any other page (an
+        # admin's, walking an index in order) keeps only its total, which
+        # it counts apart: a search's can be thousands of rows.
         keeps = shape.counted_with_page
-        key = (reader, replace(query, after=None, offset=0, page_size=0)) if keeps else None
+        key = (reader, replace(query, after=None, offset=0, page_size=0))
 
         def read(
             connection: Connection, version: Version | None
         ) -> tuple[ModelPage, frozenset[str]]:
-            if key is not None and version is not None:
+            if not keeps:
+                return self._page_counted_once(connection, query, reader, key, version)
+            if version is not None:
                 kept = self._matches.get(key, version)
                 if kept is not None:
                     page = page_of_matches(connection, query, kept.matches, self._models)
@@ -64,11 +69,7 @@ class ListReads:
                         return page, kept.groups
             groups = self._groups_of(connection, reader)
             visibility = reader.visibility(groups)
-            if (
-                key is not None
-                and version is not None
-                and self._matches.worth_keeping(key, version)
-            ):
+            if version is not None and self._matches.worth_keeping(key, version):
                 matches = matches_of(connection, query, visibility, MAX_KEPT_MATCHES)
                 if matches is None:
                     self._matches.refuse(key, version)
@@ -82,6 +83,25 @@ class ListReads:
 
         # Kinds of like cost: the shape, and whether rows are skipped to reach the page.
         return await self._reads.run((shape, query.offset > 0), read)
+
+    def _page_counted_once(
+        self,
+        connection: Connection,
+        query: ListQuery,
+        reader: Reader,
+        key: Hashable,
+        version: Version | None,
+    ) -> tuple[ModelPage, frozenset[str]]:
+        """A page whose total is counted apart, with the total kept at
+        `version` from the query's second page or second asking."""
+        groups = self._groups_of(connection, reader)
+        total = None if version is None else self._totals.get(key, version)
+        page = page_of(connection, query, reader.visibility(groups), self._models, total)
+        if total is not None:
+            LIST_TOTALS_KEPT.inc()
+        elif version is not None and self._totals.worth_keeping(key, version):
+            self._totals.put(key, version, page.total, BYTES_PER_MATCH)
+        return page, groups
 
     async def tags(self, reader: Reader) -> Sequence[str]:
         """The tags of the models `reader` may read, each once, sorted by key."""

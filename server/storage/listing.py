@@ -132,11 +132,16 @@ def reader_parameters(visibility: Visibility) -> dict[str, Any]:
 
 
 def page_of(
-    connection: Connection, query: ListQuery, visibility: Visibility, cache: ModelCache
+    connection: Connection,
+    query: ListQuery,
+    visibility: Visibility,
+    cache: ModelCache,
+    total: int | None = None,
 ) -> ModelPage:
     """One page: the page's ids and versions by one indexed statement, then
     only the models `cache` does not hold at those versions, with their
-    grants, by another; then the total, unless the page counted it."""
+    grants, by another; then the total, unless the page counted it or it is
+    given (the query's total as read at this snapshot)."""
     shape = shape_of(query, visibility)
     values = parameters_of(query, visibility)
     statement = _page_statement(shape)
@@ -150,7 +155,7 @@ def page_of(
     rows = rows[: query.page_size]
     if shape.counted_with_page and rows:
         total = int(rows[0].matched)
-    else:
+    elif total is None or shape.counted_with_page:
         counted = _WORD_ROWS if word is not None else _total_statement(shape)
         total = int(connection.execute(counted, values).scalar_one())
     return _page(connection, rows, more, total, cache)

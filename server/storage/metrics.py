@@ -37,3 +37,8 @@ LIST_PAGES_KEPT = Counter(
     "ListModels' pages answered from a reader's matches kept at the database's"
     " current version (storage/kept_reads.py)",
 )
+LIST_TOTALS_KEPT = Counter(
+    "modelregistry_list_totals_kept",
+    "ListModels' pages whose total (counted apart from the page: an admin's)"
+    " was kept at the database's current version, not counted again",
+)
