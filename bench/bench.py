@@ -265,24 +265,6 @@ def http_load(
 
 
 def http_reads(
-    wrk: str, port: int, connections: int, seconds: float, key: str, paths: list[str], scratch: Path
-) -> Load:
-    """GETs of `paths`, in turn, as the holder of `key` (bench/wrk_read.lua)."""
-    listed = scratch / "wrk-paths.txt"
-    listed.write_text("\n".join(paths) + "\n")
-    return http_load(
-        wrk,
-        port,
-        connections,
-        seconds,
-        "read",
-        script="wrk_read.lua",
-        path=paths[0],
-        env={"BENCH_KEY": key, "BENCH_PATHS": str(listed)},
-    )
-
-
-def http_paced_reads(
     wrk: str,
     port: int,
     connections: int,
@@ -290,27 +272,23 @@ def http_paced_reads(
     key: str,
     paths: list[str],
     scratch: Path,
-    rate: float,
+    rate: float | None = None,
 ) -> Load:
-    """GETs of `paths` at `rate` a second in all, latency from when each was
-    due (bench/wrk_paced.lua)."""
+    """GETs of `paths`, in turn, as the holder of `key`: as fast as they go
+    (bench/wrk_read.lua), or at `rate` a second in all with latency counted
+    from when each was due (bench/wrk_paced.lua)."""
     listed = scratch / "wrk-paths.txt"
     listed.write_text("\n".join(paths) + "\n")
+    env = {"BENCH_KEY": key, "BENCH_PATHS": str(listed)}
+    if rate is None:
+        script, threads = "wrk_read.lua", None
+    else:
+        # One connection a thread: a reply belongs to its thread's request.
+        script, threads = "wrk_paced.lua", connections
+        env |= {"BENCH_RATE": f"{rate:.3f}", "BENCH_THREADS": str(connections)}
+    run = "read" if rate is None else "paced"
     return http_load(
-        wrk,
-        port,
-        connections,
-        seconds,
-        "paced",
-        script="wrk_paced.lua",
-        path=paths[0],
-        env={
-            "BENCH_KEY": key,
-            "BENCH_PATHS": str(listed),
-            "BENCH_RATE": f"{rate:.3f}",
-            "BENCH_THREADS": str(connections),
-        },
-        threads=connections,  # one connection a thread: a reply belongs to its thread's request
+        wrk, port, connections, seconds, run, script=script, path=paths[0], env=env, threads=threads
     )
 
 
@@ -507,7 +485,7 @@ def measure_reads(
                 wrk, http_port, JSON_CONNECTIONS, seconds, key, paths, scratch
             )
             if paced_rate:
-                loads[read_row(read, user, paced=True)] = http_paced_reads(
+                loads[read_row(read, user, paced=True)] = http_reads(
                     wrk, http_port, JSON_CONNECTIONS, seconds, key, paths, scratch, paced_rate
                 )
     admin, reader = totals["admin"], totals["non-admin"]

@@ -195,27 +195,40 @@ def test_models_stored_before_tag_rows_get_their_tags(database_url_factory: NewD
     assert schema_diff(url) == []
 
 
+def store_two_models(connection: sa.Connection, *, words_with_created_at: bool) -> list[str]:
+    """The admin, and the models "older" (created at 100) and "newer" (200),
+    each with the words its id and "orca"; their ids."""
+    connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
+    for model_id, created_at in (("older", 100), ("newer", 200)):
+        connection.execute(
+            sa.text(
+                "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
+                " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'Orca',"
+                " '{}', '{}', true, :at, 300)"
+            ),
+            {"id": model_id, "at": created_at},
+        )
+        for word in (model_id, "orca"):
+            if words_with_created_at:
+                connection.execute(
+                    sa.text("INSERT INTO model_words VALUES (:word, :id, :at)"),
+                    {"word": word, "id": model_id, "at": created_at},
+                )
+            else:
+                connection.execute(
+                    sa.text("INSERT INTO model_words (word, model_id) VALUES (:word, :id)"),
+                    {"word": word, "id": model_id},
+                )
+    return ["older", "newer"]
+
+
 def test_words_stored_before_0008_get_their_models_created_at(database_url_factory: NewDatabase):
     """Revision 0008 copies each model's created_at into its words' rows."""
     url = database_url_factory()
     upgrade(url, "0007")
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
-        for model_id, created_at in (("older", 100), ("newer", 200)):
-            connection.execute(
-                sa.text(
-                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
-                    " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'Orca',"
-                    " '{}', '{}', true, :at, 300)"
-                ),
-                {"id": model_id, "at": created_at},
-            )
-            for word in (model_id, "orca"):
-                connection.execute(
-                    sa.text("INSERT INTO model_words (word, model_id) VALUES (:word, :id)"),
-                    {"word": word, "id": model_id},
-                )
+        store_two_models(connection, words_with_created_at=False)
     engine.dispose()
     assert upgrade(url).after == head_revision()
     assert query(
@@ -245,21 +258,7 @@ def test_0009_keeps_every_child_row_and_keys_words_by_creation_time(
     }
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO users VALUES ('admin', 'admin', true, 1)"))
-        for model_id, created_at in (("older", 100), ("newer", 200)):
-            connection.execute(
-                sa.text(
-                    "INSERT INTO models (id, user_id, base_model_id, name, params, meta,"
-                    " is_active, created_at, updated_at) VALUES (:id, 'admin', NULL, 'Orca',"
-                    " '{}', '{}', true, :at, 300)"
-                ),
-                {"id": model_id, "at": created_at},
-            )
-            for word in (model_id, "orca"):
-                connection.execute(
-                    sa.text("INSERT INTO model_words VALUES (:word, :id, :at)"),
-                    {"word": word, "id": model_id, "at": created_at},
-                )
+        for model_id in store_two_models(connection, words_with_created_at=True):
             connection.execute(
                 sa.text("INSERT INTO model_tags VALUES ('sea', :id, 'Sea')"), {"id": model_id}
             )
