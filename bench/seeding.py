@@ -344,7 +344,7 @@ class _Batch:
 
 def _batch(numbers: list[int], shares: dict[int, str | None], oldest: int) -> _Batch:
     batch = _Batch([], [], [], Counter(), [])
-    ids_of: dict[str, list[tuple[str, int]]] = {}
+    models_of: dict[str, list[tuple[int, str]]] = {}  # word -> (created_at, model id)
     for n in numbers:
         row, grants = _model(n, shares.get(n), oldest)
         batch.models.append(row)
@@ -352,9 +352,13 @@ def _batch(numbers: list[int], shares: dict[int, str | None], oldest: int) -> _B
         batch.counts[row[6]] += 1
         batch.grants += [(row[0], position, *grant) for position, grant in enumerate(grants)]
         for word in words_of(row[0], row[3], row[2]):
-            ids_of.setdefault(word, []).append((row[0], row[7]))
-    # Sorted as the index (word, model_id) is, so inserts land next to each other.
-    batch.words = [(word, i, at) for word in sorted(ids_of) for i, at in sorted(ids_of[word])]
+            models_of.setdefault(word, []).append((row[7], row[0]))
+    # In model_words' key order (word, created_at, model_id): inserts land next to each other.
+    batch.words = [
+        (word, model_id, at)
+        for word in sorted(models_of)
+        for at, model_id in sorted(models_of[word])
+    ]
     return batch
 
 

@@ -155,7 +155,7 @@ def page_of(
     rows = rows[: query.page_size]
     if shape.counted_with_page and rows:
         total = int(rows[0].matched)
-    elif total is None or shape.counted_with_page:
+    elif total is None:
         counted = _WORD_ROWS if word is not None else _total_statement(shape)
         total = int(connection.execute(counted, values).scalar_one())
     return _page(connection, rows, more, total, cache)
@@ -330,9 +330,9 @@ def _total_statement(shape: Shape) -> Select[Any]:
     return select(func.count()).select_from(models).where(*_filters(shape))
 
 
-# The models with one word: each of its rows is another model (the key is
-# (word, model_id)), and counting rows is about six times cheaper than
-# counting distinct ids (BENCHMARKS.md).
+# The models with one word: each of its rows is another model (a model has
+# a word once), and counting rows is about six times cheaper than counting
+# distinct ids (BENCHMARKS.md).
 _WORD_ROWS = (
     select(func.count()).select_from(model_words).where(model_words.c.word == bindparam("word"))
 )

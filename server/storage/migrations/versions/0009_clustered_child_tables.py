@@ -42,7 +42,9 @@ def _model_id(table: str) -> sa.Column[Any]:
 
 # The tables as this revision leaves them: columns, key, and the indexes
 # besides the key. (Copies: a migration never changes.)
-def _words(with_rowid: bool, key: tuple[str, ...]) -> tuple[list[Any], list[tuple[str, list[str]]]]:
+def _words(with_rowid: bool) -> tuple[list[Any], list[tuple[str, list[str]]]]:
+    """As 0008 left it (with_rowid), or as this revision leaves it."""
+    key = ("word", "model_id") if with_rowid else ("word", "created_at", "model_id")
     columns = [
         sa.Column("word", _bytewise(256), nullable=False),
         _model_id("model_words"),
@@ -96,9 +98,7 @@ def _rebuild_on_sqlite(
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        _rebuild_on_sqlite(
-            "model_words", _words(False, ("word", "created_at", "model_id")), with_rowid=False
-        )
+        _rebuild_on_sqlite("model_words", _words(False), with_rowid=False)
         _rebuild_on_sqlite("model_tags", _tags(), with_rowid=False)
         _rebuild_on_sqlite("model_grants", _grants(), with_rowid=False)
         return
@@ -110,7 +110,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
-        _rebuild_on_sqlite("model_words", _words(True, ("word", "model_id")), with_rowid=True)
+        _rebuild_on_sqlite("model_words", _words(True), with_rowid=True)
         _rebuild_on_sqlite("model_tags", _tags(), with_rowid=True)
         _rebuild_on_sqlite("model_grants", _grants(), with_rowid=True)
         return
