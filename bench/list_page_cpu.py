@@ -5,7 +5,7 @@ its second page: storage/kept_reads.py), and with another connection's
 commit before every page (nothing kept; the commit is not counted).
 
     .venv/bin/python bench/list_page_cpu.py [--stored 10000] [--caller admin|reader]
-                                            [--query WORD] [--pages 2000]
+                                            [--query WORD] [--pages 2000] [--reply grpc|json]
 
 The database holds the benchmark's fixture (bench/seeding.py) and the rest
 of `--stored` models; a 1,000,000-model file takes about 80 s to make and is
@@ -29,7 +29,13 @@ from modelregistry_server.config import Settings
 from modelregistry_server.domain.models import ROLE_ADMIN, ROLE_USER, Principal
 from modelregistry_server.storage.migrations import upgrade
 from modelregistry_server.transport.convert import list_query_from_proto
-from modelregistry_server.transport.list_replies import ListedEntries, encoded_page
+from modelregistry_server.transport.list_replies import (
+    ListedEntries,
+    encoded_page,
+    item_entry,
+    item_json,
+    json_page,
+)
 
 
 def seeded(stored: int, keep: Path) -> Path:
@@ -57,6 +63,12 @@ def main() -> None:
     parser.add_argument("--query", default="", help="ListModels' text query")
     parser.add_argument("--pages", type=int, default=2_000)
     parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--reply",
+        choices=("grpc", "json"),
+        default="grpc",
+        help="the reply written: ListModels' protobuf or ListModelsJson's JSON",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="model-registry-page-") as scratch:
@@ -67,7 +79,8 @@ def main() -> None:
             caller = Principal(seeding.ADMIN, ROLE_ADMIN, True)
         else:
             caller = Principal(seeding.READER, ROLE_USER, False)
-        entries = ListedEntries()
+        entries = ListedEntries(item_entry if args.reply == "grpc" else item_json)
+        write_page = encoded_page if args.reply == "grpc" else json_page
         request = pb.ListModelsRequest(query=args.query)
 
         other = sqlite3.connect(database)
@@ -83,7 +96,7 @@ def main() -> None:
                 started = time.process_time()
                 query = list_query_from_proto(request)
                 page = await app.registry.list_models(caller, query)
-                encoded_page(query, page, entries.of)
+                write_page(query, page, entries.of)
                 spent += time.process_time() - started
             return spent
 
@@ -94,7 +107,7 @@ def main() -> None:
         finally:
             other.close()
             app.close()
-    where = f"{args.caller} page, {args.stored:,} stored, query {args.query!r}"
+    where = f"{args.caller} page as {args.reply}, {args.stored:,} stored, query {args.query!r}"
     print(f"{where}, asked again: {again / args.pages * 1e6:,.0f} µs CPU a page")
     print(f"{where}, a commit before each: {changed / args.pages * 1e6:,.0f} µs CPU a page")
 

@@ -766,7 +766,9 @@ function M.on_request(config, handle)
   local headers = handle:headers()
   local route = route_of(config, headers:get(":method") or "", headers:get(":path") or "")
   if route == nil then return end
-  handle:streamInfo():dynamicMetadata():set(META, "reply", route.reply)
+  if route.reply ~= nil then
+    handle:streamInfo():dynamicMetadata():set(META, "reply", route.reply)
+  end
   if route.unwrap ~= nil then
     handle:streamInfo():dynamicMetadata():set(META, "unwrap", route.unwrap)
   end
@@ -789,21 +791,27 @@ function M.on_request(config, handle)
 end
 
 function M.on_response(config, handle)
+  local status = handle:headers():get(":status")
+  local meta = handle:streamInfo():dynamicMetadata():get(META) or {}
+  if status == "200" and meta.reply == nil then
+    -- Nothing to finish (the server wrote the JSON, or no route of ours):
+    -- the body streams through, never copied into Lua.
+    strip_grpc(handle:headers())
+    local trailers = handle:trailers()
+    if trailers ~= nil then strip_grpc(trailers) end
+    return
+  end
   local body = handle:body() -- the whole (already buffered) body
   local headers = handle:headers() -- after body(): one taken before goes stale
   strip_grpc(headers)
   if body ~= nil then
     local n = body:length()
     local text = body:getBytes(0, n)
-    local status = headers:get(":status")
     local grpc_error = (headers:get("content-type") or ""):find("^application/json") and
       find(text, '^{"code":')
     if status == "200" then
-      local meta = handle:streamInfo():dynamicMetadata():get(META) or {}
-      if meta.reply ~= nil then
-        local finished = M.finish_reply(config, meta.reply, text, meta.unwrap)
-        if finished ~= text then body:setBytes(finished) end
-      end
+      local finished = M.finish_reply(config, meta.reply, text, meta.unwrap)
+      if finished ~= text then body:setBytes(finished) end
     elseif grpc_error then
       local http_status, detail = M.error_reply(config, text)
       if http_status ~= nil then

@@ -84,6 +84,7 @@ _SCALARS = {
     FieldDescriptor.TYPE_SFIXED32: "int32",
 }
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+HTTP_BODY = "google.api.HttpBody"
 # Replies that the HTTP API writes as a bare JSON array: the one repeated
 # field of the reply message (the transcoder cannot: its response_body takes
 # only HttpBody fields). Open WebUI's history and export are arrays.
@@ -111,7 +112,10 @@ def lua_config(service: ServiceDescriptor) -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for method in service.methods:
         reply = method.output_type
-        _add_message(reply, messages)
+        # The server writes an HttpBody reply's JSON itself: nothing to finish.
+        written_by_server = reply.full_name == HTTP_BODY
+        if not written_by_server:
+            _add_message(reply, messages)
         _add_message(method.input_type, messages)
         for rule in _http_rules(method.GetOptions().Extensions[annotations_pb2.http]):
             verb = rule.WhichOneof("pattern")
@@ -120,8 +124,9 @@ def lua_config(service: ServiceDescriptor) -> dict[str, Any]:
             route: dict[str, Any] = {
                 "method": verb.upper(),
                 "request": method.input_type.full_name,
-                "reply": reply.full_name,
             }
+            if not written_by_server:
+                route["reply"] = reply.full_name
             if reply.full_name in BARE_ARRAY_REPLIES:
                 route["unwrap"] = BARE_ARRAY_REPLIES[reply.full_name]
             if body is not None:

@@ -1,22 +1,28 @@
 """ListModels' replies, written from kept encodings. Each listed model is
-kept encoded as an `items` entry of ListModelsResponse, by what fixes it: its
-version (versions are immutable, see storage/model_cache.py) and whether the
-caller may write it (all that domain/access.py's as_seen_by varies with). A
-page is mostly models already sent at the same versions; building and
-copying their messages again was most of a page's cost.
+kept encoded, by what fixes it: its version (versions are immutable, see
+storage/model_cache.py) and whether the caller may write it (all that
+domain/access.py's as_seen_by varies with). A page is mostly models already
+sent at the same versions; building and copying their messages again was
+most of a page's cost.
 
-Protobuf's encoding of a message is the concatenation of its fields', so a
-reply is the kept entries joined, then the encoded total and token."""
+Over gRPC a model is kept as an `items` entry of ListModelsResponse:
+protobuf's encoding of a message is the concatenation of its fields', so a
+reply is the kept entries joined, then the encoded total and token. Over
+HTTP (ListModelsJson) it is kept as its JSON text (http_json.py), and the
+page is those joined into the JSON object Envoy passes through."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
 
+from google.api import httpbody_pb2
+
 from modelregistry.v1 import model_service_pb2 as pb
 
 from ..domain.listing import Listed, ListedPage, ListQuery, next_page_token
 from .convert import model_to_proto
+from .http_json import model_json, quote
 
 DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
 _OVERHEAD_BYTES = 100  # the bytes object and its key beside the encoding
@@ -38,11 +44,38 @@ def encoded_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed]
     return b"".join([*(entry_of(listed) for listed in page.items), rest.SerializeToString()])
 
 
-class ListedEntries:
-    """The most recently used entries, within a byte budget. Used from the
-    server's event loop only, so without a lock."""
+def item_json(listed: Listed) -> bytes:
+    """A listed model as its caller may see it, as JSON (UTF-8)."""
+    return model_json(listed.seen()).encode()
 
-    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+
+def json_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], bytes]) -> bytes:
+    """The page as the HTTP face's JSON, in an encoded google.api.HttpBody;
+    `entry_of` gives each model's JSON (ListedEntries(item_json).of)."""
+    token = "" if page.last is None else next_page_token(query, page.last)
+    body = b"".join(
+        [
+            b'{"items":[',
+            b",".join([entry_of(listed) for listed in page.items]),
+            f'],"total":{page.total},"next_page_token":{quote(token)}}}'.encode(),
+        ]
+    )
+    reply: bytes = httpbody_pb2.HttpBody(
+        content_type="application/json", data=body
+    ).SerializeToString()
+    return reply
+
+
+class ListedEntries:
+    """The most recently used entries, as `encode` writes them, within a byte
+    budget. Used from the server's event loop only, so without a lock."""
+
+    def __init__(
+        self,
+        encode: Callable[[Listed], bytes] = item_entry,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    ) -> None:
+        self._encode = encode
         self._budget = budget_bytes
         self._used = 0
         self._kept: OrderedDict[tuple[str, bool], bytes] = OrderedDict()
@@ -51,13 +84,13 @@ class ListedEntries:
         """The entry of a listed model, as its caller may see it."""
         version_id = listed.stored.version_id
         if not version_id:
-            return item_entry(listed)  # written before versions
+            return self._encode(listed)  # written before versions
         key = (version_id, listed.write)
         kept = self._kept.get(key)
         if kept is not None:
             self._kept.move_to_end(key)
             return kept
-        entry = item_entry(listed)
+        entry = self._encode(listed)
         cost = len(entry) + _OVERHEAD_BYTES
         if cost <= self._budget:
             self._kept[key] = entry

@@ -31,7 +31,7 @@ from .convert import (
     version_to_proto,
 )
 from .interceptor import current_caller
-from .list_replies import ListedEntries, encoded_page
+from .list_replies import ListedEntries, encoded_page, item_json, json_page
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -45,7 +45,9 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self._registry = registry
         self._transfer = transfer  # synchronous: run on the database threads
         self._executor = executor
-        self._entries = ListedEntries()  # ListModels' models, encoded, by version and view
+        # ListModels' models, by version and view: encoded, and as JSON.
+        self._entries = ListedEntries()
+        self._json_entries = ListedEntries(item_json)
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -62,6 +64,12 @@ class ModelService(pb_grpc.ModelServiceServicer):
         query = list_query_from_proto(request)
         page = await self._registry.list_models(current_caller(), query)
         return encoded_page(query, page, self._entries.of)
+
+    async def ListModelsJson(self, request: pb.ListModelsRequest, context: Context) -> bytes:
+        """ListModels' page as the HTTP face's JSON, in an encoded HttpBody."""
+        query = list_query_from_proto(request)
+        page = await self._registry.list_models(current_caller(), query)
+        return json_page(query, page, self._json_entries.of)
 
     async def ListModelTags(
         self, request: pb.ListModelTagsRequest, context: Context

@@ -374,6 +374,69 @@ def test_on_request_ignores_paths_it_does_not_serve(lua: Lua):
     assert handle.responded is None and metadata.values == {}
 
 
+class BodyUnread(Handle):
+    """A handle whose body must stream through: reading it fails the test."""
+
+    def body(self) -> Body | None:
+        raise AssertionError("the script read a body it has nothing to change in")
+
+
+def lua_headers(lua: Lua, values: dict[str, str]) -> Any:
+    """A header map as Envoy's Lua sees one: `pairs` walks it (the script
+    strips grpc-* headers so), and it has get, replace and remove."""
+    make = lua.runtime.eval(
+        """function(values)
+          local map = {}
+          for key, value in pairs(values) do map[key] = value end
+          return setmetatable(map, {__index = {
+            get = function(self, key) return rawget(self, key) end,
+            replace = function(self, key, value) rawset(self, key, value) end,
+            remove = function(self, key) rawset(self, key, nil) end,
+          }})
+        end"""
+    )
+    return make(lua.runtime.table_from(values))
+
+
+def header_values(lua: Lua, headers: Any) -> dict[str, str]:
+    plain = lua.runtime.eval(
+        "function(map) local t = {} for k, v in pairs(map) do t[k] = v end return t end"
+    )
+    return dict(plain(headers).items())
+
+
+def test_the_list_the_server_writes_streams_through_untouched(lua: Lua):
+    metadata = Metadata()
+    request = Handle({":method": "GET", ":path": "/api/v1/models/list?page=2"}, None, metadata)
+    lua.M.on_request(lua.CONFIG, request)
+    assert request.responded is None and metadata.values == {}  # no reply to finish
+    reply = BodyUnread({}, b'{"items":[],"total":0,"next_page_token":""}', metadata)
+    reply._headers = lua_headers(
+        lua, {":status": "200", "content-type": "application/json", "grpc-status": "0"}
+    )
+    reply._trailers = lua_headers(lua, {"grpc-message": "", "x-kept": "1"})
+    lua.M.on_response(lua.CONFIG, reply)
+    assert header_values(lua, reply._headers) == {
+        ":status": "200",
+        "content-type": "application/json",
+    }
+    assert header_values(lua, reply._trailers) == {"x-kept": "1"}
+
+
+def test_the_list_the_server_writes_still_maps_its_errors(lua: Lua):
+    metadata = Metadata()
+    lua.M.on_request(
+        lua.CONFIG, Handle({":method": "GET", ":path": "/api/models/list"}, None, metadata)
+    )
+    reply = Handle(
+        {}, b'{"code":3,"message":"page_token is not a token of this query","details":[]}', metadata
+    )
+    reply._headers = lua_headers(lua, {":status": "400", "content-type": "application/json"})
+    lua.M.on_response(lua.CONFIG, reply)
+    assert header_values(lua, reply._headers)[":status"] == "400"
+    assert reply.body().data == '{"detail":"page_token is not a token of this query"}'
+
+
 GRPC_ONLY_DETAIL = (
     "{field} pages the export over gRPC only: over HTTP the export is one whole JSON array"
     " (ask for fewer ids, or run `model-registry export`)"
@@ -420,7 +483,13 @@ def test_config_routes_come_from_the_http_bindings():
     assert "POST /api/v1/models/create" in config["routes"]
     assert config["routes"]["GET /api/v1/models/model/history"]["unwrap"] == "versions"
     assert config["routes"]["GET /api/v1/models/export"]["unwrap"] == "models"
-    assert "unwrap" not in config["routes"]["GET /api/v1/models/list"]
+    # The server writes the list's JSON (an HttpBody): nothing for the script to finish.
+    assert config["routes"]["GET /api/v1/models/list"] == {
+        "method": "GET",
+        "request": "modelregistry.v1.ListModelsRequest",
+        "body": "modelregistry.v1.ListModelsRequest",  # a GET's body is read as the request
+    }
+    assert "google.api.HttpBody" not in config["messages"]
     fields = config["messages"][MODEL]["fields"]
     assert fields["base_model_id"]["null_when_unset"] is True
     assert fields["commit_message"]["null_when_unset"] is False  # input only

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 from modelregistry.v1 import model_service_pb2 as modelregistry_dot_v1_dot_model__service__pb2
 
@@ -50,6 +51,11 @@ class ModelServiceStub:
                 '/modelregistry.v1.ModelService/ListModels',
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.ListModelsJson = channel.unary_unary(
+                '/modelregistry.v1.ModelService/ListModelsJson',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.ListModelTags = channel.unary_unary(
                 '/modelregistry.v1.ModelService/ListModelTags',
@@ -141,11 +147,24 @@ class ModelServiceServicer:
 
     def ListModels(self, request, context):
         """Lists the models the caller may read, a page at a time, in a stable
-        order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
-        `{"items": [...], "total": N}`.
+        order. Also as Open WebUI's list: `page` (30 a page) and `total`. Over
+        HTTP it is served as ListModelsJson.
 
         Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
         made for another query), page, view_option, order_by or direction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelsJson(self, request, context):
+        """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
+        "next_page_token": "..."}`, written by the server and passed through by
+        the transcoder: the JSON is kept with each model's version, so a page
+        is not converted from protobuf on every request. gRPC clients call
+        ListModels. Errors as ListModels.
+
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +319,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.SerializeToString,
             ),
+            'ListModelsJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelsJson,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'ListModelTags': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModelTags,
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelTagsRequest.FromString,
@@ -438,6 +462,33 @@ class ModelService:
             '/modelregistry.v1.ModelService/ListModels',
             modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelsJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/ListModelsJson',
+            modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

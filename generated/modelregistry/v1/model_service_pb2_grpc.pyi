@@ -9,6 +9,7 @@ gRPC-JSON transcoder serves them from this file (see envoy.yaml).
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from grpc import aio as _aio
 from modelregistry.v1 import model_service_pb2 as _model_service_pb2
@@ -60,11 +61,20 @@ class ModelServiceStub:
     """
     ListModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]
     """Lists the models the caller may read, a page at a time, in a stable
-    order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
-    `{"items": [...], "total": N}`.
+    order. Also as Open WebUI's list: `page` (30 a page) and `total`. Over
+    HTTP it is served as ListModelsJson.
 
     Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
     made for another query), page, view_option, order_by or direction.
+    """
+    ListModelsJson: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _httpbody_pb2.HttpBody]
+    """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
+    "next_page_token": "..."}`, written by the server and passed through by
+    the transcoder: the JSON is kept with each model's version, so a page
+    is not converted from protobuf on every request. gRPC clients call
+    ListModels. Errors as ListModels.
+
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     ListModelTags: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelTagsRequest, _model_service_pb2.ListModelTagsResponse]
     """The tags of the models the caller may read (meta.tags, each a
@@ -179,11 +189,20 @@ class ModelServiceAsyncStub(ModelServiceStub):
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the models the caller may read, a page at a time, in a stable
-    order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
-    `{"items": [...], "total": N}`.
+    order. Also as Open WebUI's list: `page` (30 a page) and `total`. Over
+    HTTP it is served as ListModelsJson.
 
     Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
     made for another query), page, view_option, order_by or direction.
+    """
+    ListModelsJson: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
+    "next_page_token": "..."}`, written by the server and passed through by
+    the transcoder: the JSON is kept with each model's version, so a page
+    is not converted from protobuf on every request. gRPC clients call
+    ListModels. Errors as ListModels.
+
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     ListModelTags: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelTagsRequest, _model_service_pb2.ListModelTagsResponse]  # type: ignore[assignment]
     """The tags of the models the caller may read (meta.tags, each a
@@ -313,11 +332,26 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_model_service_pb2.ListModelsResponse, _abc.Awaitable[_model_service_pb2.ListModelsResponse]]:
         """Lists the models the caller may read, a page at a time, in a stable
-        order. Over HTTP also as Open WebUI's list: `page` (30 a page) and
-        `{"items": [...], "total": N}`.
+        order. Also as Open WebUI's list: `page` (30 a page) and `total`. Over
+        HTTP it is served as ListModelsJson.
 
         Errors: INVALID_ARGUMENT for a bad page_size, page_token (including one
         made for another query), page, view_option, order_by or direction.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelsJson(
+        self,
+        request: _model_service_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
+        "next_page_token": "..."}`, written by the server and passed through by
+        the transcoder: the JSON is kept with each model's version, so a page
+        is not converted from protobuf on every request. gRPC clients call
+        ListModels. Errors as ListModels.
+
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
 
     @_abc_1.abstractmethod
