@@ -123,6 +123,10 @@ def test_metrics_count_every_call_by_method_and_code(tmp_path: Path):
     assert value(samples, "modelregistry_list_reads_total", ran_on="loop") == 2
     assert value(samples, "modelregistry_list_reads_total", ran_on="thread") == 0
     assert value(samples, "modelregistry_list_reads_stopped_total") == 0
+    # And both GetModel calls read the model there too, not on a thread.
+    assert value(samples, "modelregistry_get_reads_total", ran_on="loop") == 2
+    assert value(samples, "modelregistry_get_reads_total", ran_on="thread") == 0
+    assert value(samples, "modelregistry_get_reads_stopped_total") == 0
     latency = "modelregistry_request_duration_seconds_count"
     assert value(samples, latency, method="CreateModel") == 5
     assert value(samples, latency, method="GetModel") == 2

@@ -1,5 +1,5 @@
-"""ListModels' reads on SQLite: first on the event loop's own thread, within
-a budget; in a thread when SQLite does not answer within it.
+"""ListModels' and GetModel's reads on SQLite: first on the event loop's own
+thread, within a budget; in a thread when SQLite does not answer within it.
 
 Handing a read to a thread and back costs more than most pages. The round
 trip alone is 40-70 µs of CPU (bench/executor_hop.py), and under load the
@@ -36,15 +36,14 @@ import math
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TypeVar
 
+from prometheus_client import Counter
 from sqlalchemy import Connection, Engine
 
 from .database import translate_errors
-from .metrics import LIST_READS, LIST_READS_STOPPED
-
-_RAN_ON_LOOP = LIST_READS.labels("loop")
-_RAN_ON_THREAD = LIST_READS.labels("thread")
+from .metrics import GET_READS, GET_READS_STOPPED, LIST_READS, LIST_READS_STOPPED
 
 T = TypeVar("T")
 
@@ -56,6 +55,21 @@ DEFAULT_SKIP_AFTER_STOP = 100
 # SQLite calls the progress handler every this many virtual machine steps:
 # about 0.2 ms of work, so a page is seldom interrupted to look at the clock.
 _PROGRESS_STEPS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCounters:
+    """Where one kind of caller's reads ran, and how many were stopped."""
+
+    on_loop: Counter
+    on_thread: Counter
+    stopped: Counter
+
+
+LIST_COUNTERS = ReadCounters(
+    LIST_READS.labels("loop"), LIST_READS.labels("thread"), LIST_READS_STOPPED
+)
+GET_COUNTERS = ReadCounters(GET_READS.labels("loop"), GET_READS.labels("thread"), GET_READS_STOPPED)
 
 
 class _Stopped(Exception):
@@ -70,8 +84,10 @@ class LoopFirstReads:
         *,
         budget_seconds: float = DEFAULT_BUDGET_SECONDS,
         skip_after_stop: int = DEFAULT_SKIP_AFTER_STOP,
+        counters: ReadCounters = LIST_COUNTERS,
     ) -> None:
         self._engine = engine
+        self._counters = counters
         self._executor = executor
         self._on_loop = engine.dialect.name == "sqlite"
         self._budget = budget_seconds
@@ -90,17 +106,17 @@ class LoopFirstReads:
         if self._on_loop and not self._skip(kind):
             try:
                 result = self._run_on_loop(read)
-                _RAN_ON_LOOP.inc()
+                self._counters.on_loop.inc()
                 return result
             except _Stopped:
                 self.stops += 1
-                LIST_READS_STOPPED.inc()
+                self._counters.stopped.inc()
                 self._skipping[kind] = self._skip_after_stop
             except Exception:
                 self._discard()  # the thread meets the error again, and reports it
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._executor, self._run_in_thread, read)
-        _RAN_ON_THREAD.inc()
+        self._counters.on_thread.inc()
         return result
 
     def close(self) -> None:

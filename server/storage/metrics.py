@@ -32,6 +32,16 @@ LIST_READS_STOPPED = Counter(
     "modelregistry_list_reads_stopped",
     "ListModels' reads stopped on the event loop over their budget, then run on a thread",
 )
+GET_READS = Counter(
+    "modelregistry_get_reads",
+    "GetModel's reads, by where they ran: on the event loop's thread or on a"
+    " database thread (SQLite; on PostgreSQL they are batched on a thread of their own)",
+    ("ran_on",),
+)
+GET_READS_STOPPED = Counter(
+    "modelregistry_get_reads_stopped",
+    "GetModel's reads stopped on the event loop over their budget, then run on a thread",
+)
 LIST_PAGES_KEPT = Counter(
     "modelregistry_list_pages_kept",
     "ListModels' pages answered from a reader's matches kept at the database's"

@@ -32,6 +32,7 @@ from ..domain.versions import VersionPage, VersionQuery, first_version, version_
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
 from .list_reads import ListReads
+from .loop_first import GET_COUNTERS, LoopFirstReads
 from .reader import BatchReader
 from .rows import model_from_rows, models_with_grants
 from .tables import (
@@ -65,8 +66,16 @@ class ModelRepository:
         self._writer: BatchWriter[Model] = BatchWriter(
             engine, _insert_models, order=lambda model: model.id, written=_count_new
         )
-        self._reader: BatchReader[tuple[str, str], tuple[Model | None, frozenset[str]]] = (
-            BatchReader(engine, _read_models)
+        # GetModel's reads: on SQLite first on the event loop (loop_first.py),
+        # where one costs less than handing it to a thread; on PostgreSQL,
+        # where each statement waits on the network, batched on a thread.
+        self._gets = (
+            LoopFirstReads(engine, list_executor, counters=GET_COUNTERS)
+            if engine.dialect.name == "sqlite"
+            else None
+        )
+        self._reader: BatchReader[tuple[str, str], tuple[Model | None, frozenset[str]]] | None = (
+            None if self._gets is not None else BatchReader(engine, _read_models)
         )
         # SQLite writes one transaction at a time: there, changes are
         # group-committed too (changes.py).
@@ -78,7 +87,13 @@ class ModelRepository:
         await asyncio.wrap_future(self._writer.submit(model))
 
     async def get(self, model_id: str, user_id: str) -> tuple[Model | None, frozenset[str]]:
-        return await asyncio.wrap_future(self._reader.submit((model_id, user_id)))
+        key = (model_id, user_id)
+        if self._gets is not None:
+            return await self._gets.run(
+                "get", lambda connection, _: _read_models(connection, [key])[key]
+            )
+        assert self._reader is not None
+        return await asyncio.wrap_future(self._reader.submit(key))
 
     async def tags(self, reader: Reader) -> Sequence[str]:
         return await self._listing.tags(reader)
@@ -177,7 +192,10 @@ class ModelRepository:
     def close(self) -> None:
         self._listing.close()
         self._writer.close()
-        self._reader.close()
+        if self._gets is not None:
+            self._gets.close()
+        if self._reader is not None:
+            self._reader.close()
         if self._changes is not None:
             self._changes.close()
 

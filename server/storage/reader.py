@@ -1,4 +1,5 @@
-"""Batched reads: one thread owns the hottest lookup (GetModel's). Lookups
+"""Batched reads: one thread owns the hottest lookup (GetModel's, on
+PostgreSQL; SQLite answers it on the event loop, loop_first.py). Lookups
 that arrive together are answered by one statement per table, on one
 connection, and wake one thread instead of one each: under load a handful of
 statements serve dozens of calls."""
