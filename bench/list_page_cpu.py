@@ -30,7 +30,7 @@ from modelregistry_server.domain.models import ROLE_ADMIN, ROLE_USER, Principal
 from modelregistry_server.storage.migrations import upgrade
 from modelregistry_server.transport.convert import list_query_from_proto
 from modelregistry_server.transport.list_replies import (
-    ListedEntries,
+    ModelEntries,
     encoded_page,
     item_entry,
     item_json,
@@ -79,7 +79,7 @@ def main() -> None:
             caller = Principal(seeding.ADMIN, ROLE_ADMIN, True)
         else:
             caller = Principal(seeding.READER, ROLE_USER, False)
-        entries = ListedEntries(item_entry if args.reply == "grpc" else item_json)
+        entries = ModelEntries(item_entry if args.reply == "grpc" else item_json)
         write_page = encoded_page if args.reply == "grpc" else json_page
         request = pb.ListModelsRequest(query=args.query)
 

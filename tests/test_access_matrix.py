@@ -384,6 +384,40 @@ def test_a_deleted_groups_grants_reach_no_one(world: World, face: str):
     assert owner_view.body["access_grants"] == []
 
 
+@pytest.mark.parametrize("face", FACES)
+def test_a_deleted_groups_write_grant_leaves_every_copy_of_the_model(world: World, face: str):
+    """Models are kept by version (the list's models, GetModel's JSON): the
+    grant a deleted group took with it must not live on in a kept copy, nor
+    come back for a group made again with the id."""
+    group = f"gone-{face.replace('/', '-')}"
+    world.admin.create_group(group)
+    world.admin.add_member(group, "everyone")
+    everyone = {"access_type": "user", "access_id": "*", "permission": "read"}
+    grants = [{"access_type": "group", "access_id": group, "permission": "write"}, everyone]
+    # One word of its own, so that a query for it finds it alone.
+    model_id = "lostgrant" + face.replace("/", "")
+    model = world.new_model("private", id=model_id, access_grants=grants)
+    member, admin = world.callers["everyone"].on(face), world.admin.on(face)
+    [listed] = member.list(query=model["id"]).body["items"]
+    assert listed["write_access"] is True and member.get(model["id"]).body["write_access"]
+    assert len(admin.list(query=model["id"]).body["items"][0]["access_grants"]) == 2
+
+    world.admin.delete_group(group)
+    world.admin.create_group(group)
+    world.admin.add_member(group, "everyone")
+    [listed] = member.list(query=model["id"]).body["items"]
+    got = member.get(model["id"]).body
+    for seen in (listed, got):
+        assert (seen["write_access"], seen["params"]) == (False, {})
+    assert member.toggle(model["id"]) == refused(face, "denied")
+    [listed] = admin.list(query=model["id"]).body["items"]
+    assert listed["access_grants"] == admin.get(model["id"]).body["access_grants"] == [everyone]
+    # The change is a version of the model, as a change of its grants is.
+    newest = admin.history(model["id"]).body[0]
+    assert newest["commit_message"] == f"Group {group} deleted"
+    assert newest["id"] == listed["version_id"]
+
+
 def test_groups_are_listed_with_their_members(world: World):
     world.admin.create_group("listed", "A listed group")
     world.admin.add_member("listed", "writer")

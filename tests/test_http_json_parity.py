@@ -1,7 +1,8 @@
-"""The list's JSON, which the server writes itself (ListModelsJson,
-server/transport/http_json.py), against GetModel's, which Envoy's transcoder
-and http_face.lua write from protobuf: through the real Envoy, every listed
-model must be byte for byte the model GetModel answers. The models carry
+"""The JSON the server writes itself (GetModelJson and ListModelsJson,
+server/transport/http_json.py) against the JSON Envoy's transcoder and
+http_face.lua write from a Model message (ToggleModel's reply, the export's):
+through the real Envoy, every model GetModel answers and every listed model
+must be, byte for byte, what the transcoder wrote of it. The models carry
 every Unicode character a string can hold, doubles of every kind and each
 field's unset and set forms, so that an escape, a number's digits, a key's
 place or a null written differently fails here.
@@ -17,6 +18,7 @@ import random
 import struct
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,21 +125,50 @@ def parity_models() -> list[dict[str, Any]]:
     return models
 
 
+@dataclass
+class Parity:
+    registry: Registry
+    keys: dict[str, str]  # caller -> API key
+    # What the transcoder wrote of each model (id -> JSON) as each caller sees it.
+    transcoded: dict[str, dict[str, bytes]]
+
+
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, dict[str, str]]]:
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parity]:
     path: Path = tmp_path_factory.mktemp("parity") / "r.db"
     registry = start_registry(f"sqlite:///{path}", http=True)
     try:
-        keys = add_users(registry, {"reader": {}})
+        keys = {"admin": ADMIN_KEY, **add_users(registry, {"reader": {}})}
         with grpc.insecure_channel(registry.grpc_target) as channel:
             admin = Caller(registry, channel, ADMIN_KEY)
             for model in parity_models():
                 everyone = {"access_type": "user", "access_id": "*", "permission": "read"}
                 grants = model.get("access_grants", [])
                 admin.create({**model, "access_grants": [*grants, everyone]})
-        yield registry, keys
+        yield Parity(registry, keys, transcoded_models(registry, keys))
     finally:
         assert registry.stop() == 0
+
+
+def transcoded_models(registry: Registry, keys: dict[str, str]) -> dict[str, dict[str, bytes]]:
+    """Each model as Envoy's transcoder and the Lua filter write a Model: for
+    the admin, ToggleModel's reply (toggled twice, so it is as created); for
+    the reader, who may not toggle, the export's (a model the reader may not
+    change, without write_access, which GetModel adds as `false` before
+    version_id, its place in the message)."""
+    admin: dict[str, bytes] = {}
+    reader: dict[str, bytes] = {}
+    for model in parity_models():
+        toggle = f"/api/v1/models/model/toggle?id={model['id']}"
+        for _ in range(2):
+            response = http_request(registry.http_port, "POST", toggle, key=keys["admin"])
+            assert response.status == 200, response.body[:300]
+        admin[model["id"]] = response.body
+        exported = get(registry, f"/api/v1/models/export?ids={model['id']}", keys["reader"])
+        assert exported.startswith(b"[{") and exported.endswith(b"}]")
+        before, version = exported[1:-1].split(b',"version_id":')
+        reader[model["id"]] = before + b',"write_access":false,"version_id":' + version
+    return {"admin": admin, "reader": reader}
 
 
 def get(registry: Registry, path: str, key: str) -> bytes:
@@ -160,49 +191,57 @@ def pages_of_one(registry: Registry, key: str) -> Iterator[bytes]:
             return
 
 
+def assert_same_model(written: bytes, transcoded: bytes, model_id: str) -> None:
+    if model_id == "parity-many-keys":  # several keys: compared parsed
+        assert json.loads(written) == json.loads(transcoded)
+    else:
+        assert written == transcoded
+
+
 @pytest.mark.parametrize("caller", ["admin", "reader"])
-def test_each_listed_model_is_the_text_get_model_answers(web, caller):
-    registry, keys = web
-    key = ADMIN_KEY if caller == "admin" else keys["reader"]
-    expected_ids = sorted(model["id"] for model in parity_models())
+def test_get_model_writes_the_text_the_transcoder_writes(web: Parity, caller: str):
+    for model_id, transcoded in web.transcoded[caller].items():
+        written = get(web.registry, f"/api/models/model?id={model_id}", web.keys[caller])
+        assert_same_model(written, transcoded, model_id)
+        parsed = json.loads(written)
+        assert parsed["write_access"] is (caller == "admin")
+        assert (parsed["params"] == {}) is (caller == "reader")
+
+
+@pytest.mark.parametrize("caller", ["admin", "reader"])
+def test_each_listed_model_is_the_text_the_transcoder_writes(web: Parity, caller: str):
+    transcoded = web.transcoded[caller]
     seen = []
-    for page in pages_of_one(registry, key):
+    for page in pages_of_one(web.registry, web.keys[caller]):
         parsed = json.loads(page)
         [model_id] = [item["id"] for item in parsed["items"]]
         seen.append(model_id)
-        model = get(registry, f"/api/v1/models/model?id={model_id}", key)
         token = json.dumps(parsed["next_page_token"])
-        rest = f',"total":{len(expected_ids)},"next_page_token":{token}}}'
-        if model_id == "parity-many-keys":  # several keys: compared parsed
-            assert parsed["items"] == [json.loads(model)]
-            assert page.endswith(b"]" + rest.encode())
-        else:
-            assert page == b'{"items":[' + model + b"]" + rest.encode()
-        assert parsed["items"][0]["write_access"] is (caller == "admin")
-        if caller == "reader":
-            assert parsed["items"][0]["params"] == {}
-    assert sorted(seen) == expected_ids
+        rest = f'],"total":{len(transcoded)},"next_page_token":{token}}}'.encode()
+        assert page.startswith(b'{"items":[') and page.endswith(rest)
+        assert_same_model(page[len(b'{"items":[') : -len(rest)], transcoded[model_id], model_id)
+    assert sorted(seen) == sorted(transcoded)
 
 
-def test_the_texts_hold_every_escape_and_number_form(web):
+def test_the_texts_hold_every_escape_and_number_form(web: Parity):
     """What the byte comparison covers: protobuf's own escapes and number
-    forms are in the replies compared (so neither side writes them plainly)."""
-    registry, _ = web
-    numbers = get(registry, "/api/v1/models/model?id=parity-numbers", ADMIN_KEY)
+    forms are in the transcoder's texts compared (so neither side writes
+    them plainly)."""
+    admin = web.transcoded["admin"]
+    numbers = admin["parity-numbers"]
     for written in [b"\\u003c", b"\\u2028", b"1e+21", b"4.94065645841247e-324", b"2000"]:
         assert written in numbers, written
-    first = get(registry, "/api/v1/models/model?id=parity-text-00", ADMIN_KEY)
+    first = admin["parity-text-00"]
     for written in [b"\\b", b"\\u0001", b"\\u007f", b"\\u00ad", b"\\\\", b'\\"', "é".encode()]:
         assert written in first, written
     astral = b"".join(
-        get(registry, f"/api/v1/models/model?id=parity-text-{n:02d}", ADMIN_KEY)
-        for n in range(len(CODE_POINTS) // SLICE + 1)
+        text for model_id, text in admin.items() if model_id.startswith("parity-text")
     )
     assert b"\\udb40\\udc01" in astral and "😀".encode() in astral
 
 
-def test_an_empty_page_and_an_error_are_written_as_before(web):
-    registry, _ = web
+def test_an_empty_page_and_errors_are_written_as_before(web: Parity):
+    registry = web.registry
     body = get(registry, "/api/v1/models/list?query=nothing-matches-this", ADMIN_KEY)
     assert body == b'{"items":[],"total":0,"next_page_token":""}'
     response = http_request(
@@ -212,4 +251,7 @@ def test_an_empty_page_and_an_error_are_written_as_before(web):
         400,
         b'{"detail":"page_token is not a token of this query"}',
     )
+    assert not [h for h in response.headers if h.startswith(("grpc-", "x-envoy-"))]
+    response = http_request(registry.http_port, "GET", "/api/models/model?id=nope", key=ADMIN_KEY)
+    assert (response.status, response.body) == (404, b'{"detail":"Model not found"}')
     assert not [h for h in response.headers if h.startswith(("grpc-", "x-envoy-"))]

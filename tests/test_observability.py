@@ -182,7 +182,7 @@ def test_one_log_line_per_call_with_its_caller_and_request_id(tmp_path: Path):
         ("CreateModel", "OK", "admin", "grpc-call-1"),
         ("CreateModel", "UNAUTHENTICATED", "-", "-"),
         ("CreateModel", "OK", "admin", "http-call-1"),
-        ("GetModel", "OK", "admin", envoys_id),
+        ("GetModelJson", "OK", "admin", envoys_id),  # GetModel as the HTTP face's JSON
     ]
     log = "".join(registry.output)
     assert ADMIN_KEY not in log and "mr-wrong-key" not in log

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from .errors import (
     FieldViolation,
@@ -15,8 +16,9 @@ from .errors import (
     PermissionDenied,
     UserNotFound,
 )
-from .models import ROLE_ADMIN, Group, Principal
+from .models import ROLE_ADMIN, Group, Model, Principal
 from .stores import DuplicateKey, GroupStore, UserStore
+from .versions import new_version_id
 
 MAX_GROUP_ID_LENGTH = 256
 # Who the operator's commands (`model-registry groups ...`) act as.
@@ -54,8 +56,27 @@ class GroupAdmin:
         return group
 
     def delete(self, caller: Principal, group_id: str) -> None:
+        """The group, its memberships and every grant that names it: a group
+        made again with this id inherits nothing. A model that loses a grant
+        changes like any other: a new version, which is what every copy of
+        a model kept by version (the list's, GetModel's) goes by."""
         _require_admin(caller)
-        if not self._groups.delete(group_id):
+        now = int(self._clock())
+
+        def revoke(model: Model) -> Model:
+            return replace(
+                model,
+                access_grants=[
+                    grant
+                    for grant in model.access_grants
+                    if (grant.access_type, grant.access_id) != ("group", group_id)
+                ],
+                updated_at=max(now, model.updated_at),
+                commit_message=f"Group {group_id} deleted",
+                version_id=new_version_id(),
+            )
+
+        if not self._groups.delete(group_id, revoke, caller.user_id):
             raise GroupNotFound()
 
     def list(self, caller: Principal) -> Sequence[Group]:

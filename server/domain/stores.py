@@ -162,9 +162,10 @@ class GroupStore(Protocol):
         """DuplicateKey if the id is taken."""
         ...
 
-    def delete(self, group_id: str) -> bool:
-        """True if there was such a group; its memberships and the grants
-        that name it go with it."""
+    def delete(self, group_id: str, revoke: Callable[[Model], Model], user_id: str) -> bool:
+        """True if there was such a group; its memberships go with it, and
+        each model whose grants name it is stored as `revoke` makes it (a new
+        version, by `user_id`), in the same transaction."""
         ...
 
     def get(self, group_id: str) -> Group | None: ...

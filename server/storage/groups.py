@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select
 
-from ..domain.models import Group
+from ..domain.models import Group, Model
 from ..domain.stores import DuplicateKey
 from .database import translate_errors
+from .models import change_models
 from .tables import group_members, groups, model_grants
+
+_MODELS_GRANTED_TO = (
+    select(model_grants.c.model_id)
+    .where(model_grants.c.access_type == "group", model_grants.c.access_id == bindparam("group_id"))
+    .distinct()
+)
 
 
 class GroupRepository:
@@ -23,16 +30,15 @@ class GroupRepository:
                 {"id": group.id, "name": group.name, "created_at": group.created_at},
             )
 
-    def delete(self, group_id: str) -> bool:
-        """The group, its memberships and every grant that names it: a group
-        made again with this id inherits nothing."""
+    def delete(self, group_id: str, revoke: Callable[[Model], Model], user_id: str) -> bool:
+        """The group and its memberships; each model granted to it stored as
+        `revoke` makes it, with its new version."""
         with translate_errors(), self._engine.begin() as connection:
             connection.execute(delete(group_members).where(group_members.c.group_id == group_id))
-            connection.execute(
-                delete(model_grants).where(
-                    model_grants.c.access_type == "group", model_grants.c.access_id == group_id
-                )
+            granted: list[str] = list(
+                connection.execute(_MODELS_GRANTED_TO, {"group_id": group_id}).scalars()
             )
+            change_models(connection, sorted(granted), revoke, user_id)
             deleted = connection.execute(delete(groups).where(groups.c.id == group_id))
         return deleted.rowcount == 1
 

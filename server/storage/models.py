@@ -337,6 +337,17 @@ def _store_change(
         connection.execute(_INSERT_VERSION, _version_row(version))
 
 
+def change_models(
+    connection: Connection, model_ids: Sequence[str], change: Callable[[Model], Model], user_id: str
+) -> None:
+    """Each model of `model_ids` (in this order: rows are locked in it)
+    stored as `change` makes it, with its new version, by `user_id`."""
+    for model_id in model_ids:
+        before = _load(connection, model_id, for_update=True)
+        if before is not None:
+            _store_change(connection, before, change(before), user_id)
+
+
 def _has_new_version(before: Model | None, after: Model | None) -> bool:
     return before is not None and after is not None and after.version_id != before.version_id
 

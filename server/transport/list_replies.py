@@ -21,6 +21,7 @@ from google.api import httpbody_pb2
 from modelregistry.v1 import model_service_pb2 as pb
 
 from ..domain.listing import Listed, ListedPage, ListQuery, next_page_token
+from ..domain.models import Model
 from .convert import model_to_proto
 from .http_json import model_json, quote
 
@@ -28,15 +29,15 @@ DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
 _OVERHEAD_BYTES = 100  # the bytes object and its key beside the encoding
 
 
-def item_entry(listed: Listed) -> bytes:
-    """A listed model as its caller may see it, encoded as one entry of
+def item_entry(model: Model) -> bytes:
+    """A model as its caller may see it (Listed.seen), encoded as one entry of
     ListModelsResponse.items (field tag, length, message)."""
-    return pb.ListModelsResponse(items=[model_to_proto(listed.seen())]).SerializeToString()
+    return pb.ListModelsResponse(items=[model_to_proto(model)]).SerializeToString()
 
 
 def encoded_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], bytes]) -> bytes:
     """The page's ListModelsResponse, encoded; `entry_of` gives each model's
-    entry (ListedEntries.of keeps them)."""
+    entry (ModelEntries.of keeps them)."""
     rest = pb.ListModelsResponse(
         total=page.total,
         next_page_token="" if page.last is None else next_page_token(query, page.last),
@@ -44,14 +45,23 @@ def encoded_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed]
     return b"".join([*(entry_of(listed) for listed in page.items), rest.SerializeToString()])
 
 
-def item_json(listed: Listed) -> bytes:
-    """A listed model as its caller may see it, as JSON (UTF-8)."""
-    return model_json(listed.seen()).encode()
+def item_json(model: Model) -> bytes:
+    """A model as its caller may see it, as JSON (UTF-8): a list's item, and
+    GetModelJson's whole reply."""
+    return model_json(model).encode()
+
+
+def http_body(json: bytes) -> bytes:
+    """JSON in an encoded google.api.HttpBody, as the transcoder passes it on."""
+    reply: bytes = httpbody_pb2.HttpBody(
+        content_type="application/json", data=json
+    ).SerializeToString()
+    return reply
 
 
 def json_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], bytes]) -> bytes:
     """The page as the HTTP face's JSON, in an encoded google.api.HttpBody;
-    `entry_of` gives each model's JSON (ListedEntries(item_json).of)."""
+    `entry_of` gives each model's JSON (ModelEntries(item_json).of)."""
     token = "" if page.last is None else next_page_token(query, page.last)
     body = b"".join(
         [
@@ -60,19 +70,17 @@ def json_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], b
             f'],"total":{page.total},"next_page_token":{quote(token)}}}'.encode(),
         ]
     )
-    reply: bytes = httpbody_pb2.HttpBody(
-        content_type="application/json", data=body
-    ).SerializeToString()
-    return reply
+    return http_body(body)
 
 
-class ListedEntries:
-    """The most recently used entries, as `encode` writes them, within a byte
-    budget. Used from the server's event loop only, so without a lock."""
+class ModelEntries:
+    """The most recently used entries, as `encode` writes a model as its
+    caller may see it, by version and write access, within a byte budget.
+    Used from the server's event loop only, so without a lock."""
 
     def __init__(
         self,
-        encode: Callable[[Listed], bytes] = item_entry,
+        encode: Callable[[Model], bytes] = item_entry,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self._encode = encode
@@ -82,15 +90,21 @@ class ListedEntries:
 
     def of(self, listed: Listed) -> bytes:
         """The entry of a listed model, as its caller may see it."""
-        version_id = listed.stored.version_id
+        return self._kept_or(listed.stored.version_id, listed.write, listed.seen)
+
+    def of_seen(self, model: Model) -> bytes:
+        """The entry of a model as as_seen_by made it (write_access set)."""
+        return self._kept_or(model.version_id, bool(model.write_access), lambda: model)
+
+    def _kept_or(self, version_id: str, write: bool, seen: Callable[[], Model]) -> bytes:
         if not version_id:
-            return self._encode(listed)  # written before versions
-        key = (version_id, listed.write)
+            return self._encode(seen())  # written before versions
+        key = (version_id, write)
         kept = self._kept.get(key)
         if kept is not None:
             self._kept.move_to_end(key)
             return kept
-        entry = self._encode(listed)
+        entry = self._encode(seen())
         cost = len(entry) + _OVERHEAD_BYTES
         if cost <= self._budget:
             self._kept[key] = entry

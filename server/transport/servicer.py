@@ -31,7 +31,7 @@ from .convert import (
     version_to_proto,
 )
 from .interceptor import current_caller
-from .list_replies import ListedEntries, encoded_page, item_json, json_page
+from .list_replies import ModelEntries, encoded_page, http_body, item_json, json_page
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -45,9 +45,10 @@ class ModelService(pb_grpc.ModelServiceServicer):
         self._registry = registry
         self._transfer = transfer  # synchronous: run on the database threads
         self._executor = executor
-        # ListModels' models, by version and view: encoded, and as JSON.
-        self._entries = ListedEntries()
-        self._json_entries = ListedEntries(item_json)
+        # Models as listed or got, by version and view: encoded as ListModels'
+        # items, and as the HTTP face's JSON (ListModelsJson, GetModelJson).
+        self._entries = ModelEntries()
+        self._json_entries = ModelEntries(item_json)
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -55,6 +56,11 @@ class ModelService(pb_grpc.ModelServiceServicer):
 
     async def GetModel(self, request: pb.GetModelRequest, context: Context) -> pb.Model:
         return model_to_proto(await self._registry.get_model(current_caller(), request.id))
+
+    async def GetModelJson(self, request: pb.GetModelRequest, context: Context) -> bytes:
+        """GetModel's reply as the HTTP face's JSON, in an encoded HttpBody."""
+        model = await self._registry.get_model(current_caller(), request.id)
+        return http_body(self._json_entries.of_seen(model))
 
     async def ListModels(  # type: ignore[override]
         self, request: pb.ListModelsRequest, context: Context

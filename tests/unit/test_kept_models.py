@@ -17,7 +17,7 @@ from modelregistry_server.domain.listing import (
 from modelregistry_server.domain.models import Model
 from modelregistry_server.storage.model_cache import ModelCache
 from modelregistry_server.transport.convert import model_to_proto
-from modelregistry_server.transport.list_replies import ListedEntries, encoded_page, item_entry
+from modelregistry_server.transport.list_replies import ModelEntries, encoded_page, item_entry
 
 OVERHEAD = 1024  # model_cache's fixed cost per model
 
@@ -92,7 +92,7 @@ def decoded(entry: bytes) -> pb.Model:
 
 
 def test_an_entry_is_kept_per_version_and_view() -> None:
-    entries = ListedEntries()
+    entries = ModelEntries()
     stored = model("v1", params={"system": "secret"})
     writer, reader = Listed(stored, write=True), Listed(stored, write=False)
     assert decoded(entries.of(writer)) == model_to_proto(as_seen_by(stored, FULL_ACCESS))
@@ -107,17 +107,27 @@ def test_an_entry_is_kept_per_version_and_view() -> None:
     assert len(entries) == 2
 
 
+def test_a_got_model_shares_the_entry_of_the_same_version_and_view() -> None:
+    entries = ModelEntries()
+    stored = model("v1", params={"system": "secret"})
+    listed = entries.of(Listed(stored, write=False))
+    got = as_seen_by(stored, Access(read=True, write=False))  # what GetModel answers
+    assert entries.of_seen(got) is listed
+    assert entries.of_seen(as_seen_by(stored, FULL_ACCESS)) is not listed
+    assert len(entries) == 2
+
+
 def test_an_entry_without_a_version_is_encoded_each_time() -> None:
-    entries = ListedEntries()
+    entries = ModelEntries()
     legacy = Listed(model(""), write=True)
-    assert entries.of(legacy) == item_entry(legacy)
+    assert entries.of(legacy) == item_entry(legacy.seen())
     assert entries.of(legacy) is not entries.of(legacy)
     assert len(entries) == 0 and entries.used_bytes == 0
 
 
 def test_entries_stay_within_their_budget() -> None:
-    one = len(item_entry(Listed(model("a"), write=True))) + 100
-    entries = ListedEntries(budget_bytes=2 * one)
+    one = len(item_entry(Listed(model("a"), write=True).seen())) + 100
+    entries = ModelEntries(budget_bytes=2 * one)
     for version in ("a", "b", "c"):
         entries.of(Listed(model(version), write=True))
     assert len(entries) == 2 and entries.used_bytes == 2 * one
@@ -153,14 +163,14 @@ def test_a_reply_written_from_entries_is_the_message_built_whole() -> None:
         total=3,
         next_page_token=next_page_token(query, (2, "m-v2")),
     )
-    reply = encoded_page(query, page, ListedEntries().of)
+    reply = encoded_page(query, page, ModelEntries().of)
     assert pb.ListModelsResponse.FromString(reply) == expected
     assert reply == expected.SerializeToString()
 
 
 def test_the_last_page_and_an_empty_one_have_no_token() -> None:
     query = a_query()
-    empty = encoded_page(query, ListedPage(items=[], total=0, last=None), ListedEntries().of)
+    empty = encoded_page(query, ListedPage(items=[], total=0, last=None), ModelEntries().of)
     assert pb.ListModelsResponse.FromString(empty) == pb.ListModelsResponse()
     assert empty == b""
 

@@ -47,6 +47,11 @@ class ModelServiceStub:
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
                 _registered_method=True)
+        self.GetModelJson = channel.unary_unary(
+                '/modelregistry.v1.ModelService/GetModelJson',
+                request_serializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/modelregistry.v1.ModelService/ListModels',
                 request_serializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
@@ -139,7 +144,20 @@ class ModelServiceServicer:
         and curated settings).
 
         Errors: NOT_FOUND ("Model not found") when there is no such model or the
-        caller may not read it: the two are indistinguishable.
+        caller may not read it: the two are indistinguishable. Over HTTP it is
+        served as GetModelJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelJson(self, request, context):
+        """GetModel's reply as the HTTP face's JSON, written by the server from the
+        JSON it keeps with each model's version (as ListModelsJson's items) and
+        passed through by the transcoder. gRPC clients call GetModel. Errors as
+        GetModel.
+
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -161,8 +179,9 @@ class ModelServiceServicer:
         """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
         "next_page_token": "..."}`, written by the server and passed through by
         the transcoder: the JSON is kept with each model's version, so a page
-        is not converted from protobuf on every request. gRPC clients call
-        ListModels. Errors as ListModels.
+        is not converted from protobuf on every request (the transcoder's JSON
+        and the Lua filter's edits cost Envoy more than the server's page).
+        gRPC clients call ListModels. Errors as ListModels.
 
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
@@ -314,6 +333,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.FromString,
                     response_serializer=modelregistry_dot_v1_dot_model__service__pb2.Model.SerializeToString,
             ),
+            'GetModelJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelJson,
+                    request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
                     request_deserializer=modelregistry_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
@@ -435,6 +459,33 @@ class ModelService:
             '/modelregistry.v1.ModelService/GetModel',
             modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
             modelregistry_dot_v1_dot_model__service__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModelJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelregistry.v1.ModelService/GetModelJson',
+            modelregistry_dot_v1_dot_model__service__pb2.GetModelRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,7 +57,16 @@ class ModelServiceStub:
     and curated settings).
 
     Errors: NOT_FOUND ("Model not found") when there is no such model or the
-    caller may not read it: the two are indistinguishable.
+    caller may not read it: the two are indistinguishable. Over HTTP it is
+    served as GetModelJson.
+    """
+    GetModelJson: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _httpbody_pb2.HttpBody]
+    """GetModel's reply as the HTTP face's JSON, written by the server from the
+    JSON it keeps with each model's version (as ListModelsJson's items) and
+    passed through by the transcoder. gRPC clients call GetModel. Errors as
+    GetModel.
+
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     ListModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]
     """Lists the models the caller may read, a page at a time, in a stable
@@ -71,8 +80,9 @@ class ModelServiceStub:
     """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
     "next_page_token": "..."}`, written by the server and passed through by
     the transcoder: the JSON is kept with each model's version, so a page
-    is not converted from protobuf on every request. gRPC clients call
-    ListModels. Errors as ListModels.
+    is not converted from protobuf on every request (the transcoder's JSON
+    and the Lua filter's edits cost Envoy more than the server's page).
+    gRPC clients call ListModels. Errors as ListModels.
 
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
@@ -185,7 +195,16 @@ class ModelServiceAsyncStub(ModelServiceStub):
     and curated settings).
 
     Errors: NOT_FOUND ("Model not found") when there is no such model or the
-    caller may not read it: the two are indistinguishable.
+    caller may not read it: the two are indistinguishable. Over HTTP it is
+    served as GetModelJson.
+    """
+    GetModelJson: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """GetModel's reply as the HTTP face's JSON, written by the server from the
+    JSON it keeps with each model's version (as ListModelsJson's items) and
+    passed through by the transcoder. gRPC clients call GetModel. Errors as
+    GetModel.
+
+    buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the models the caller may read, a page at a time, in a stable
@@ -199,8 +218,9 @@ class ModelServiceAsyncStub(ModelServiceStub):
     """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
     "next_page_token": "..."}`, written by the server and passed through by
     the transcoder: the JSON is kept with each model's version, so a page
-    is not converted from protobuf on every request. gRPC clients call
-    ListModels. Errors as ListModels.
+    is not converted from protobuf on every request (the transcoder's JSON
+    and the Lua filter's edits cost Envoy more than the server's page).
+    gRPC clients call ListModels. Errors as ListModels.
 
     buf:lint:ignore RPC_REQUEST_STANDARD_NAME
     """
@@ -322,7 +342,22 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         and curated settings).
 
         Errors: NOT_FOUND ("Model not found") when there is no such model or the
-        caller may not read it: the two are indistinguishable.
+        caller may not read it: the two are indistinguishable. Over HTTP it is
+        served as GetModelJson.
+        """
+
+    @_abc_1.abstractmethod
+    def GetModelJson(
+        self,
+        request: _model_service_pb2.GetModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """GetModel's reply as the HTTP face's JSON, written by the server from the
+        JSON it keeps with each model's version (as ListModelsJson's items) and
+        passed through by the transcoder. gRPC clients call GetModel. Errors as
+        GetModel.
+
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
 
     @_abc_1.abstractmethod
@@ -348,8 +383,9 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListModels' page as the HTTP face's JSON, `{"items": [...], "total": N,
         "next_page_token": "..."}`, written by the server and passed through by
         the transcoder: the JSON is kept with each model's version, so a page
-        is not converted from protobuf on every request. gRPC clients call
-        ListModels. Errors as ListModels.
+        is not converted from protobuf on every request (the transcoder's JSON
+        and the Lua filter's edits cost Envoy more than the server's page).
+        gRPC clients call ListModels. Errors as ListModels.
 
         buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         """
