@@ -56,7 +56,10 @@ def main() -> None:
             db = sqlite3.connect(database)
             now = int(time.time())
             seeding.seed_people(db, now)
-            seeding.seed_fixture(db, args.stored, now)
+            fixture = seeding.seed_fixture(db, args.stored, now)
+            seeding.seed_rest(db, args.stored, now, args.stored - fixture)
+            db.commit()
+            seeding.settle(db)
             ids = sample_ids(db, 1000)
             db.close()
             if args.read == "list":
