@@ -9,13 +9,21 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, exc, text
 
+from modelregistry_server.app import build_app
+from modelregistry_server.config import Settings
+from modelregistry_server.domain.listing import ModelPage, Reader, list_query
+from modelregistry_server.domain.models import ROLE_USER, GrantDraft, ModelDraft, Principal
 from modelregistry_server.storage.database import create_database_engine
+from modelregistry_server.storage.list_reads import ListReads
 from modelregistry_server.storage.loop_first import LoopFirstReads
+from modelregistry_server.storage.metrics import LIST_PAGES_KEPT, LIST_READS
+from modelregistry_server.storage.migrations import upgrade
 
 from postgres import PostgresServer
 
@@ -184,6 +192,102 @@ def test_a_read_on_the_loop_is_told_the_version_it_sees_and_a_thread_none(
     assert isinstance(new_connection, tuple) and new_connection[0] != first[0]
     assert in_thread is None  # stopped on the loop, answered by the thread
     reads.close()
+
+
+def test_a_thread_read_is_versioned_only_when_no_other_connection_committed_meanwhile(
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
+) -> None:
+    """run_versioned: the loop's version just before and just after a read
+    in a thread. Equal, the thread read that version's data."""
+    with sqlite_engine.begin() as setup:
+        setup.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    reads = LoopFirstReads(sqlite_engine, threads, budget_seconds=0.005, skip_after_stop=5)
+
+    def slow(connection: Connection, told: object) -> object:
+        where_slow(connection)  # stopped on the loop, then run in the thread
+        return told
+
+    def slow_while_another_commits(connection: Connection, told: object) -> object:
+        with sqlite_engine.begin() as writer:
+            writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+        return slow(connection, told)
+
+    async def run() -> list[object]:
+        on_loop = await reads.run("page", lambda connection, version: version)
+        quiet = await reads.run_versioned("slow", slow)
+        changed = await reads.run_versioned("slow", slow_while_another_commits)
+        return [on_loop, quiet, changed]
+
+    on_loop, quiet, changed = asyncio.run(run())
+    assert quiet == (None, on_loop)  # told None in the thread; read at the loop's version
+    assert changed == (None, None)  # a commit between: no version
+    assert reads.stops == 1
+    # Sent back to the loop at once, though the stop would skip it 5 times.
+    reads.retry_on_loop("slow")
+    assert asyncio.run(_run(reads, [("slow", on_thread("SELECT 8"))])) == [("MainThread", 8)]
+    reads.close()
+
+
+def test_a_readers_matches_found_in_a_thread_are_kept(tmp_path: Path) -> None:
+    """A reader's query whose matches take longer than the loop's budget (a
+    zero budget here) is answered in a thread, which finds them all; kept,
+    the query's next pages come from them, on the loop."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    upgrade(url)
+    engine = create_database_engine(url, pool_size=2)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO users VALUES ('someone', 'user', 1, 0)")
+    app = build_app(Settings(database_url=url))
+    everyone = [GrantDraft("user", "*", "read", None, None)]
+    creator = Principal("someone", ROLE_USER, can_create_models=True)
+
+    async def create() -> None:
+        for n in range(400):
+            draft = ModelDraft(f"m{n:03d}", f"M {n:03d}", None, {}, {}, everyone, None, None)
+            await app.registry.create_model(creator, draft)
+
+    asyncio.run(create())
+    app.close()
+    with ThreadPoolExecutor(1, thread_name_prefix="list-thread") as threads:
+        reads = ListReads(engine, threads, lambda _c, _r: frozenset(), budget_seconds=0)
+        reader = Reader("reader", everything=False, needs_groups=True)
+        query = list_query(
+            page_size=5,
+            page_token="",
+            query="",
+            view_option="",
+            order_by="name",
+            direction="",
+            is_active=None,
+            owner_id="",
+            page=0,
+            tag="",
+        )
+        kept_before = LIST_PAGES_KEPT._value.get()
+        on_thread_before = LIST_READS.labels("thread")._value.get()
+
+        async def walk() -> list[ModelPage]:
+            pages = [(await reads.page(query, reader))[0]]
+            while pages[-1].last is not None:
+                after = replace(query, after=pages[-1].last)
+                pages.append((await reads.page(after, reader))[0])
+            return pages
+
+        pages = asyncio.run(walk())
+        reads.close()
+    engine.dispose()
+    ids = [model.id for page in pages for model in page.models]
+    assert ids == [f"m{n:03d}" for n in range(400)]
+    assert [page.total for page in pages] == [400] * 80
+    # The first page ran in the thread, which found them all, and the pages
+    # after it came from them on the loop. (With a zero budget a page that
+    # reads its models may be stopped too, and be answered in the thread
+    # again.) Without keeping what a thread found, the 100 reads after a
+    # stop all run in the thread: here every page, none kept.
+    on_thread = LIST_READS.labels("thread")._value.get() - on_thread_before
+    kept = LIST_PAGES_KEPT._value.get() - kept_before
+    assert on_thread + kept == 80
+    assert on_thread <= 3
 
 
 def test_postgresql_reads_always_run_in_a_thread(

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, Row
 from ..domain.listing import ListQuery, ModelPage, Reader
 from .kept_reads import BYTES_PER_MATCH, DEFAULT_BUDGET_BYTES, KeptReads
 from .listing import matches_of, page_of, page_of_matches, reader_shape, tags_of_readable
+from .loop_first import DEFAULT_BUDGET_SECONDS as DEFAULT_LOOP_BUDGET_SECONDS
 from .loop_first import LoopFirstReads, Version
 from .metrics import LIST_PAGES_KEPT, LIST_TOTALS_KEPT
 from .model_cache import ModelCache
@@ -34,10 +35,17 @@ class _KeptMatches:
 
 
 class ListReads:
-    def __init__(self, engine: Engine, executor: Executor, groups_of: GroupsOf) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        groups_of: GroupsOf,
+        *,
+        budget_seconds: float = DEFAULT_LOOP_BUDGET_SECONDS,
+    ) -> None:
         # On the event loop when SQLite answers quickly, else on `executor`
         # (a few threads of their own: Settings.list_threads).
-        self._reads = LoopFirstReads(engine, executor)
+        self._reads = LoopFirstReads(engine, executor, budget_seconds=budget_seconds)
         self._groups_of = groups_of  # a reader's groups, in the read's transaction
         self._models = ModelCache()  # pages' models, by version
         self._matches: KeptReads[_KeptMatches] = KeptReads()
@@ -79,10 +87,30 @@ class ListReads:
                     page = page_of_matches(connection, query, matches, self._models)
                     if page is not None:
                         return page, groups
+            elif version is None and keeps_in_threads:
+                # In a thread (finding them all took longer than the loop's
+                # budget): found all the same, and kept if no other
+                # connection committed meanwhile (run_versioned). Else every
+                # page of the query would run here, at that cost, until the
+                # loop tried again.
+                matches = matches_of(connection, query, visibility, MAX_KEPT_MATCHES)
+                if matches is not None:
+                    found.append(_KeptMatches(matches, groups))
+                    page = page_of_matches(connection, query, matches, self._models)
+                    if page is not None:
+                        return page, groups
             return page_of(connection, query, visibility, self._models), groups
 
+        keeps_in_threads = keeps and self._reads.versions_known()
+        found: list[_KeptMatches] = []
         # Kinds of like cost: the shape, and whether rows are skipped to reach the page.
-        return await self._reads.run((shape, query.offset > 0), read)
+        kind = (shape, query.offset > 0)
+        (page, groups), read_at = await self._reads.run_versioned(kind, read)
+        if found and read_at is not None:
+            kept = found[0]
+            self._matches.put(key, read_at, kept, (len(kept.matches) + 1) * BYTES_PER_MATCH)
+            self._reads.retry_on_loop(kind)  # its next pages come from what was kept
+        return page, groups
 
     def _page_counted_once(
         self,

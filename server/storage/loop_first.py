@@ -24,7 +24,11 @@ connection (of this process or any other) commits. The loop's connection
 never writes, so two reads told the same version saw the same data, and
 what one of them found may answer the other (kept_reads.py). A read in a
 thread is told None: its pooled connection's versions are not comparable
-with the loop's.
+with the loop's. But run_versioned tells its caller, after the read, the
+version it read at when the loop's version was the same just before and
+just after it: no other connection committed in between, so the thread's
+snapshot was that version's data (a reader's matches that took too long
+for the loop are kept so).
 
 PostgreSQL's reads always run in a thread: every statement waits on the
 network."""
@@ -103,21 +107,64 @@ class LoopFirstReads:
         """`read`'s result, on one connection in one transaction, `read` told
         the version of the data it reads (None in a thread). `kind` groups
         reads of like cost (a query's shape)."""
+        result, _ = await self._run(kind, read, versioned=False)
+        return result
+
+    async def run_versioned(
+        self, kind: Hashable, read: Callable[[Connection, Version | None], T]
+    ) -> tuple[T, Version | None]:
+        """As run, and for a read that ran in a thread the version it read
+        at, when that is known: the loop's data version was the same just
+        before and just after it, so no other connection committed in
+        between, and the thread's snapshot was that version's data. None for
+        a read on the loop (it was told its version), on PostgreSQL, or when
+        the version changed."""
+        return await self._run(kind, read, versioned=True)
+
+    async def _run(
+        self, kind: Hashable, read: Callable[[Connection, Version | None], T], *, versioned: bool
+    ) -> tuple[T, Version | None]:
         if self._on_loop and not self._skip(kind):
             try:
                 result = self._run_on_loop(read)
                 self._counters.on_loop.inc()
-                return result
+                return result, None
             except _Stopped:
                 self.stops += 1
                 self._counters.stopped.inc()
                 self._skipping[kind] = self._skip_after_stop
             except Exception:
                 self._discard()  # the thread meets the error again, and reports it
+        before = self._version_now() if versioned and self._on_loop else None
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._executor, self._run_in_thread, read)
         self._counters.on_thread.inc()
-        return result
+        if before is not None and self._version_now() == before:
+            return result, before
+        return result, None
+
+    def retry_on_loop(self, kind: Hashable) -> None:
+        """Send reads of `kind` to the loop again, though one was stopped
+        there: what made it slow was kept, and the next will be quick."""
+        self._skipping.pop(kind, None)
+
+    def versions_known(self) -> bool:
+        """Whether reads here are told versions (on the loop) or can be
+        versioned after a thread (run_versioned): SQLite only."""
+        return self._on_loop
+
+    def _version_now(self) -> Version | None:
+        """The loop connection's data version now, in a transaction of its own."""
+        try:
+            connection = self._loop_connection()
+            with connection.begin():
+                sqlite = connection.connection.driver_connection
+                assert sqlite is not None
+                (data_version,) = sqlite.execute("PRAGMA data_version").fetchone()
+            return (self._connections, data_version)
+        except Exception:
+            self._discard()
+            return None
 
     def close(self) -> None:
         self._discard()
