@@ -105,6 +105,8 @@ class ListReads:
         found: list[_KeptMatches] = []
         # Kinds of like cost: the shape, and whether rows are skipped to reach the page.
         kind = (shape, query.offset > 0)
+        if not keeps_in_threads:  # nothing a thread finds could be kept
+            return await self._reads.run(kind, read)
         (page, groups), read_at = await self._reads.run_versioned(kind, read)
         if found and read_at is not None:
             kept = found[0]

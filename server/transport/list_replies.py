@@ -1,4 +1,4 @@
-"""ListModels' replies, written from kept encodings. Each listed model is
+"""ListModels' replies (and GetModelJson's), written from kept encodings. Each listed model is
 kept encoded, by what fixes it: its version (versions are immutable, see
 storage/model_cache.py) and whether the caller may write it (all that
 domain/access.py's as_seen_by varies with). A page is mostly models already
