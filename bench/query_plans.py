@@ -43,7 +43,7 @@ from modelregistry_server.domain.listing import ListQuery, Visibility, list_quer
 from modelregistry_server.storage import migrations
 from modelregistry_server.storage.listing import page_of
 from modelregistry_server.storage.model_cache import ModelCache
-from modelregistry_server.storage.models import _groups_of
+from modelregistry_server.storage.models import _groups_of, _read_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seeding  # noqa: E402
@@ -169,6 +169,22 @@ def all_plans(database: Path) -> list[tuple[Case, list[Plan]]]:
         engine.dispose()
 
 
+def get_model_plans(database: Path) -> list[Plan]:
+    """The statements of one GetModel lookup on SQLite (a reader's, of a
+    model granted to a group), with their plans."""
+    engine = create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            model_id = connection.exec_driver_sql(
+                "SELECT model_id FROM model_grants WHERE access_type = 'group' LIMIT 1"
+            ).scalar_one()
+            with recorded(connection) as statements:
+                _read_model(connection, model_id, seeding.READER)
+            return [Plan(sql, p, plan_of(connection, sql, p)) for sql, p in statements]
+    finally:
+        engine.dispose()
+
+
 def report(database: Path) -> bool:
     """Print every case's statements and plans; False if a plan is marked."""
     good = True
@@ -185,6 +201,11 @@ def report(database: Path) -> bool:
                 print(f"   {line}")
             for fault in faults:
                 print(f"   ^ {fault}")
+    print("\n== GetModel, a reader's lookup of a model granted to a group")
+    for plan in get_model_plans(database):
+        print(f"-- {' '.join(plan.sql.split())}")
+        for line in plan.lines:
+            print(f"   {line}")
     return good
 
 

@@ -1,7 +1,8 @@
-"""ListModels' SQLite plans, as bench/query_plans.py prints them: a
-non-admin's pages and every search are found through indexes, never by
-walking `models`, and a non-admin's search checks only the words of the
-models they may read. (Plans only: nothing here is timed.)"""
+"""ListModels' and GetModel's SQLite plans, as bench/query_plans.py prints
+them: a non-admin's pages and every search are found through indexes, never
+by walking `models`, and a non-admin's search checks only the words of the
+models they may read; a GetModel lookup is one statement of index searches.
+(Plans only: nothing here is timed.)"""
 
 from __future__ import annotations
 
@@ -68,3 +69,17 @@ def test_list_plans_follow_what_the_caller_may_read(tmp_path: Path) -> None:
                         case.name,
                         line,
                     )
+
+
+def test_get_model_is_one_statement_of_index_searches(tmp_path: Path) -> None:
+    database = tmp_path / "plans.db"
+    query_plans.make_database(database, 200)
+    [plan] = query_plans.get_model_plans(database)
+    lines = [line.strip() for line in plan.lines]
+    assert lines == [
+        "SEARCH models USING INDEX sqlite_autoindex_models_1 (id=?)",
+        "SEARCH model_grants USING PRIMARY KEY (model_id=?) LEFT-JOIN",
+        "CORRELATED SCALAR SUBQUERY 1",
+        "SEARCH group_members USING COVERING INDEX sqlite_autoindex_group_members_1"
+        " (group_id=? AND user_id=?)",
+    ], lines

@@ -17,8 +17,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     select,
@@ -90,7 +92,7 @@ class ModelRepository:
         key = (model_id, user_id)
         if self._gets is not None:
             return await self._gets.run(
-                "get", lambda connection, _: _read_models(connection, [key])[key]
+                "get", lambda connection, _: _read_model(connection, model_id, user_id)
             )
         assert self._reader is not None
         return await asyncio.wrap_future(self._reader.submit(key))
@@ -404,6 +406,20 @@ _MODEL_WITH_GRANTS = (
 )
 # PostgreSQL locks the model's row; SQLite holds its write lock already.
 _MODEL_WITH_GRANTS_FOR_UPDATE = _MODEL_WITH_GRANTS.with_for_update(of=models)
+# Each grant row says whether the caller is in the group it names.
+_MODEL_WITH_GRANTS_AND_CALLER = (
+    models_with_grants(
+        and_(
+            model_grants.c.access_type == "group",
+            exists().where(
+                group_members.c.user_id == bindparam("user_id"),
+                group_members.c.group_id == model_grants.c.access_id,
+            ),
+        ).label("caller_in_group")
+    )
+    .where(models.c.id == bindparam("model_id"))
+    .order_by(model_grants.c.position)
+)
 _GROUPS_OF = select(group_members.c.group_id).where(group_members.c.user_id == bindparam("user_id"))
 _LAST_NUMBER = select(func.max(model_versions.c.number)).where(
     model_versions.c.model_id == bindparam("model_id")
@@ -442,6 +458,21 @@ def _read_models(
         (model_id, user_id): (found.get(model_id), frozenset(groups.get(user_id, ())))
         for model_id, user_id in keys
     }
+
+
+def _read_model(
+    connection: Connection, model_id: str, user_id: str
+) -> tuple[Model | None, frozenset[str]]:
+    """One GetModel lookup in one statement: the model with its grants, and
+    of the caller's groups those its grants name (the only ones that can
+    decide the caller's access)."""
+    rows = connection.execute(
+        _MODEL_WITH_GRANTS_AND_CALLER, {"model_id": model_id, "user_id": user_id}
+    ).all()
+    if not rows:
+        return None, frozenset()
+    groups = frozenset(row.grant_id for row in rows if row.caller_in_group)
+    return model_from_rows(rows), groups
 
 
 def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:
