@@ -223,22 +223,31 @@ def _first_after(
 
 def _page(
     connection: Connection,
-    rows: Sequence[Row[Any]],
+    rows: Sequence[Sequence[Any]],  # Rows, read by position
     more: bool,
     total: int,
     cache: ModelCache,
 ) -> ModelPage:
     """The page of these rows (id, version_id, sort_key each): models the
     cache holds at those versions, the rest read with their grants."""
-    kept = {row.id: cache.get(row.version_id) for row in rows if row.version_id}
-    missing = [row.id for row in rows if kept.get(row.id) is None]
+    # By position: a Row's attribute costs ten times its index, and a page
+    # reads 30 rows of them.
+    ids = [row[0] for row in rows]
+    kept = cache.get_many([row[1] for row in rows])
+    missing = [model_id for model_id, model in zip(ids, kept, strict=True) if model is None]
     read = _read_models(connection, missing, cache) if missing else {}
     # A model deleted between the two statements (PostgreSQL reads each in
     # its own snapshot) is left out; one changed meanwhile comes as it is now.
-    items = [m for m in (kept.get(row.id) or read.get(row.id) for row in rows) if m is not None]
+    items = [
+        found
+        for found in (
+            model or read.get(model_id) for model_id, model in zip(ids, kept, strict=True)
+        )
+        if found is not None
+    ]
     last: tuple[SortValue, str] | None = None
     if more and rows:
-        last = (rows[-1].sort_key, rows[-1].id)
+        last = (rows[-1][2], rows[-1][0])
     return ModelPage(models=items, total=total, last=last)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ..domain.models import Model
 
@@ -37,6 +38,20 @@ class ModelCache:
                 return None
             self._kept.move_to_end(version_id)
             return kept[0]
+
+    def get_many(self, version_ids: Sequence[str | None]) -> list[Model | None]:
+        """get() of each (None for a missing or empty version id), taking
+        the lock once."""
+        found: list[Model | None] = []
+        with self._lock:
+            for version_id in version_ids:
+                kept = self._kept.get(version_id) if version_id else None
+                if version_id and kept is not None:
+                    self._kept.move_to_end(version_id)
+                    found.append(kept[0])
+                else:
+                    found.append(None)
+        return found
 
     def put(self, model: Model, stored_bytes: int) -> None:
         """Keep `model` (at its version_id), whose params and meta take

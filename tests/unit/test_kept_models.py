@@ -64,6 +64,18 @@ def test_the_least_recently_used_go_first_within_the_budget() -> None:
     assert cache.used_bytes == 3 * cost(100)
 
 
+def test_get_many_finds_each_in_order_and_counts_as_use() -> None:
+    cache = ModelCache(budget_bytes=3 * cost(100))
+    kept = {version: model(version) for version in "abc"}
+    for version in "abc":
+        cache.put(kept[version], 100)
+    found = cache.get_many(["c", "missing", "", None, "a"])
+    assert found == [kept["c"], None, None, None, kept["a"]]
+    assert found[0] is kept["c"] and found[4] is kept["a"]
+    cache.put(model("d"), 100)  # "b" was used least recently
+    assert [v for v in "abcd" if cache.get(v) is not None] == ["a", "c", "d"]
+
+
 def test_a_large_model_pushes_out_as_many_as_it_needs() -> None:
     cache = ModelCache(budget_bytes=4 * cost(100))
     for version in ("a", "b", "c", "d"):
