@@ -11,7 +11,8 @@ Any commit to the database, here or in another process, makes a new
 version, and nothing kept at an older one is used again. So a registry that
 changes all the time only pays for a version check: a query is kept on its
 second miss at one version (asked twice between two changes), never on its
-first.
+first, unless it was kept at an earlier version: then it is kept at its
+first miss at the next one too.
 
 The event loop's thread alone uses it (loop reads are the only ones with a
 version), so it takes no lock."""
@@ -58,7 +59,11 @@ class KeptReads(Generic[V]):
         if kept is None:
             return None
         if kept.version != version:
+            # Asked often enough to be kept at its version: worth keeping at
+            # this one from its first miss (worth_keeping), not its second.
             self._drop(key)
+            self._misses.pop(key, None)
+            self._misses[key] = (version, 1)
             return None
         self._kept.move_to_end(key)
         return kept.value

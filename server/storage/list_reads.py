@@ -5,6 +5,7 @@ what was kept at the database's current version (kept_reads.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ class ListReads:
         self._groups_of = groups_of  # a reader's groups, in the read's transaction
         self._models = ModelCache()  # pages' models, by version
         self._matches: KeptReads[_KeptMatches] = KeptReads()
+        self._finding: dict[Hashable, asyncio.Future[None]] = {}  # a thread finds its matches
         self._tags: KeptReads[list[str]] = KeptReads(DEFAULT_BUDGET_BYTES // 4)
         self._totals: KeptReads[int] = KeptReads(DEFAULT_BUDGET_BYTES // 16)
 
@@ -107,7 +109,22 @@ class ListReads:
         kind = (shape, query.offset > 0)
         if not keeps_in_threads:  # nothing a thread finds could be kept
             return await self._reads.run(kind, read)
-        (page, groups), read_at = await self._reads.run_versioned(kind, read)
+        # One call at a time finds a query's matches in a thread: the calls
+        # that come meanwhile (every connection asks again after a commit)
+        # wait for it once, then read their page from what it kept, on the
+        # loop. A read on the loop never yields, so only a thread's read is
+        # ever seen here in flight.
+        finding = self._finding.get(key)
+        if finding is not None:
+            await asyncio.shield(finding)
+        mine = key not in self._finding
+        if mine:
+            self._finding[key] = asyncio.get_running_loop().create_future()
+        try:
+            (page, groups), read_at = await self._reads.run_versioned(kind, read)
+        finally:
+            if mine:
+                self._finding.pop(key).set_result(None)
         if found and read_at is not None:
             kept = found[0]
             self._matches.put(key, read_at, kept, (len(kept.matches) + 1) * BYTES_PER_MATCH)

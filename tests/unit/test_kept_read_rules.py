@@ -1,5 +1,6 @@
 """What a reader's list reads found, kept by data version
-(storage/kept_reads.py): kept on a query's second miss at one version, used
+(storage/kept_reads.py): kept on a query's second miss at one version (its
+first, if it was kept at the version before), used
 only at that version, within a byte budget; and where a page token falls
 among kept matches (storage/listing.py)."""
 
@@ -23,6 +24,16 @@ def test_a_query_is_worth_keeping_from_its_second_miss_at_one_version() -> None:
     assert kept.worth_keeping("q", V2) is False  # a change between: counted anew
     assert kept.worth_keeping("other", V2) is False
     assert kept.worth_keeping("q", V2) is True
+
+
+def test_a_query_kept_at_one_version_is_worth_keeping_at_its_first_miss_at_the_next() -> None:
+    kept: KeptReads[str] = KeptReads()
+    kept.put("q", V1, "matches", cost=100)
+    assert kept.get("q", V2) is None  # a commit since: dropped
+    assert kept.worth_keeping("q", V2) is True  # asked often: kept again at once
+    assert kept.worth_keeping("other", V2) is False  # never kept: its second miss
+    kept.put("q", V2, "matches", cost=100)
+    assert kept.get("q", V2) == "matches"
 
 
 def test_a_query_refused_at_a_version_is_not_tried_again_there() -> None:
