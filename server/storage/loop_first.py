@@ -54,7 +54,10 @@ T = TypeVar("T")
 # What a read on the loop saw: (the loop connection's number, its data_version).
 Version = tuple[int, int]
 
-DEFAULT_BUDGET_SECONDS = 0.002
+# 5 ms: enough for a reader's matches among 1,000,000 models (about 3 ms),
+# which then never need a thread; 2 ms sent them to one after every commit
+# (BENCHMARKS.md, "What each step bought").
+DEFAULT_BUDGET_SECONDS = 0.005
 DEFAULT_SKIP_AFTER_STOP = 100
 # SQLite calls the progress handler every this many virtual machine steps:
 # about 0.2 ms of work, so a page is seldom interrupted to look at the clock.
