@@ -16,7 +16,8 @@ from .domain.auth import Authenticator
 from .domain.groups import GroupAdmin
 from .domain.registry import ModelRegistry
 from .domain.transfer import ModelTransfer
-from .storage.database import create_database_engine
+from .storage.checkpoints import Checkpointer
+from .storage.database import create_database_engine, sqlite_file
 from .storage.groups import GroupRepository
 from .storage.models import ModelRepository
 from .storage.repositories import ApiKeyRepository, UserRepository
@@ -39,20 +40,27 @@ class App:
     groups: GroupAdmin
     authenticator: Authenticator
     pruner: VersionPruner | None  # with --keep-versions; serve runs it
+    checkpointer: Checkpointer | None  # SQLite's WAL checkpoints, beside the writer
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         self.list_executor.shutdown(wait=True)
         self.models.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 
 def build_app(settings: Settings) -> App:
     # A connection for each thread, and one kept for the event loop's own
     # quick reads (storage/loop_first.py).
+    sqlite_path = sqlite_file(settings.database_url)
     engine = create_database_engine(
-        settings.database_url, pool_size=settings.database_threads + settings.list_threads + 1
+        settings.database_url,
+        pool_size=settings.database_threads + settings.list_threads + 1,
+        checkpoints_apart=sqlite_path is not None,
     )
+    checkpointer = Checkpointer(sqlite_path) if sqlite_path is not None else None
     executor = ThreadPoolExecutor(settings.database_threads, thread_name_prefix="db")
     list_executor = ThreadPoolExecutor(settings.list_threads, thread_name_prefix="db-list")
     pruner = None
@@ -80,6 +88,7 @@ def build_app(settings: Settings) -> App:
             ApiKeyRepository(engine), cache_seconds=settings.auth_cache_seconds
         ),
         pruner=pruner,
+        checkpointer=checkpointer,
     )
 
 

@@ -97,15 +97,29 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
+def sqlite_file(url: str) -> str | None:
+    """The file of an SQLite `url`; None for an in-memory one or another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
+def create_database_engine(
+    url: str, *, pool_size: int = 8, checkpoints_apart: bool = False
+) -> Engine:
     """An engine for `url`: an SQLite file (WAL, durable commits) or a server
-    database, PostgreSQL through psycopg 3 (`postgresql+psycopg://...`)."""
+    database, PostgreSQL through psycopg 3 (`postgresql+psycopg://...`).
+    `checkpoints_apart`: its SQLite connections never checkpoint the WAL,
+    which a Checkpointer (checkpoints.py) does beside them."""
     parsed = make_url(url)
     options: dict[str, Any] = {"json_serializer": _json_dumps}
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"check_same_thread": False}
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=0, **options)
-        set_up_sqlite(engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+        set_up_sqlite(
+            engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS, autocheckpoint=not checkpoints_apart
+        )
         return engine
     if parsed.get_backend_name() == "postgresql":
         logging.getLogger("psycopg").addFilter(PIPELINE_ABORT_ECHO)  # once: filters are a set
@@ -143,7 +157,12 @@ READ_ONLY = "modelregistry_read_only"
 
 
 def set_up_sqlite(
-    engine: Engine, *, busy_timeout_ms: int, begin: str = "BEGIN", foreign_keys: bool = True
+    engine: Engine,
+    *,
+    busy_timeout_ms: int,
+    begin: str = "BEGIN",
+    foreign_keys: bool = True,
+    autocheckpoint: bool = True,
 ) -> None:
     """Every connection `engine` opens to its SQLite file: WAL, durable
     commits, waits of up to `busy_timeout_ms` for another connection's lock.
@@ -161,6 +180,8 @@ def set_up_sqlite(
         dbapi_connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         if foreign_keys:
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
     def on_begin(connection: Connection) -> None:
         # A read-modify-write transaction takes the write lock first (waiting
