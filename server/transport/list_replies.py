@@ -1,9 +1,9 @@
-"""ListModels' replies (and GetModelJson's), written from kept encodings. Each listed model is
-kept encoded, by what fixes it: its version (versions are immutable, see
-storage/model_cache.py) and whether the caller may write it (all that
-domain/access.py's as_seen_by varies with). A page is mostly models already
-sent at the same versions; building and copying their messages again was
-most of a page's cost.
+"""ListModels' replies (and GetModel's and GetModelJson's), written from
+kept encodings. Each listed model is kept encoded, by what fixes it: its
+version (versions are immutable, see storage/model_cache.py) and whether the
+caller may write it (all that domain/access.py's as_seen_by varies with). A
+page is mostly models already sent at the same versions; building and
+copying their messages again was most of a page's cost.
 
 Over gRPC a model is kept as an `items` entry of ListModelsResponse:
 protobuf's encoding of a message is the concatenation of its fields', so a
@@ -33,6 +33,16 @@ def item_entry(model: Model) -> bytes:
     """A model as its caller may see it (Listed.seen), encoded as one entry of
     ListModelsResponse.items (field tag, length, message)."""
     return pb.ListModelsResponse(items=[model_to_proto(model)]).SerializeToString()
+
+
+def model_message(entry: bytes) -> bytes:
+    """The Model message inside an `items` entry (item_entry): GetModel's
+    reply, from the same kept entries as the list's."""
+    # One byte of tag (field 1, length-delimited), then the length as a varint.
+    position = 1
+    while entry[position] & 0x80:
+        position += 1
+    return entry[position + 1 :]
 
 
 def encoded_page(query: ListQuery, page: ListedPage, entry_of: Callable[[Listed], bytes]) -> bytes:

@@ -31,7 +31,14 @@ from .convert import (
     version_to_proto,
 )
 from .interceptor import current_caller
-from .list_replies import ModelEntries, encoded_page, http_body, item_json, json_page
+from .list_replies import (
+    ModelEntries,
+    encoded_page,
+    http_body,
+    item_json,
+    json_page,
+    model_message,
+)
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -54,8 +61,13 @@ class ModelService(pb_grpc.ModelServiceServicer):
         draft = draft_from_proto(request.model)
         return model_to_proto(await self._registry.create_model(current_caller(), draft))
 
-    async def GetModel(self, request: pb.GetModelRequest, context: Context) -> pb.Model:
-        return model_to_proto(await self._registry.get_model(current_caller(), request.id))
+    async def GetModel(  # type: ignore[override]
+        self, request: pb.GetModelRequest, context: Context
+    ) -> bytes:
+        """The model encoded, from the entries the list keeps (list_replies.py);
+        the interceptor's serializer sends bytes as they are."""
+        model = await self._registry.get_model(current_caller(), request.id)
+        return model_message(self._entries.of_seen(model))
 
     async def GetModelJson(self, request: pb.GetModelRequest, context: Context) -> bytes:
         """GetModel's reply as the HTTP face's JSON, in an encoded HttpBody."""

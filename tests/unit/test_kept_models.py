@@ -17,7 +17,12 @@ from modelregistry_server.domain.listing import (
 from modelregistry_server.domain.models import Model
 from modelregistry_server.storage.model_cache import ModelCache
 from modelregistry_server.transport.convert import model_to_proto
-from modelregistry_server.transport.list_replies import ModelEntries, encoded_page, item_entry
+from modelregistry_server.transport.list_replies import (
+    ModelEntries,
+    encoded_page,
+    item_entry,
+    model_message,
+)
 
 OVERHEAD = 1024  # model_cache's fixed cost per model
 
@@ -127,6 +132,13 @@ def test_a_got_model_shares_the_entry_of_the_same_version_and_view() -> None:
     assert entries.of_seen(got) is listed
     assert entries.of_seen(as_seen_by(stored, FULL_ACCESS)) is not listed
     assert len(entries) == 2
+
+
+def test_getmodels_reply_is_the_message_inside_the_entry() -> None:
+    # Lengths whose varint takes one, two, three and four bytes.
+    for size in (0, 100, 20_000, 3_000_000):
+        seen = as_seen_by(model("v1", params={"system": "x" * size}), FULL_ACCESS)
+        assert model_message(item_entry(seen)) == model_to_proto(seen).SerializeToString()
 
 
 def test_an_entry_without_a_version_is_encoded_each_time() -> None:
