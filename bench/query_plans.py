@@ -194,19 +194,21 @@ def report(database: Path) -> bool:
         for plan in case_plans:
             faults = plan.faults(case)
             good &= not faults
-            shown = repr(plan.parameters)
-            print(f"-- {' '.join(plan.sql.split())}")
-            print(f"   parameters {shown if len(shown) < 160 else shown[:150] + ' ...'}")
-            for line in plan.lines:
-                print(f"   {line}")
-            for fault in faults:
-                print(f"   ^ {fault}")
+            print_plan(plan, faults)
     print("\n== GetModel, a reader's lookup of a model granted to a group")
     for plan in get_model_plans(database):
-        print(f"-- {' '.join(plan.sql.split())}")
-        for line in plan.lines:
-            print(f"   {line}")
+        print_plan(plan, [])
     return good
+
+
+def print_plan(plan: Plan, faults: list[str]) -> None:
+    shown = repr(plan.parameters)
+    print(f"-- {' '.join(plan.sql.split())}")
+    print(f"   parameters {shown if len(shown) < 160 else shown[:150] + ' ...'}")
+    for line in plan.lines:
+        print(f"   {line}")
+    for fault in faults:
+        print(f"   ^ {fault}")
 
 
 def make_database(database: Path, models: int) -> None:

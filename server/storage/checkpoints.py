@@ -41,7 +41,7 @@ class Checkpointer:
         while not self._stop.wait(self._interval):
             try:
                 if connection is None:
-                    connection = sqlite3.connect(self._path, check_same_thread=False)
+                    connection = sqlite3.connect(self._path)
                     connection.execute("PRAGMA synchronous=FULL")
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as error:  # the next turn tries again

@@ -161,10 +161,7 @@ class LoopFirstReads:
         try:
             connection = self._loop_connection()
             with connection.begin():
-                sqlite = connection.connection.driver_connection
-                assert sqlite is not None
-                (data_version,) = sqlite.execute("PRAGMA data_version").fetchone()
-            return (self._connections, data_version)
+                return (self._connections, _data_version(connection))
         except Exception:
             self._discard()
             return None
@@ -195,10 +192,7 @@ class LoopFirstReads:
                 # The transaction's first statement: it takes the snapshot
                 # the read sees, and data_version stays that snapshot's until
                 # the transaction ends.
-                sqlite = connection.connection.driver_connection
-                assert sqlite is not None
-                (data_version,) = sqlite.execute("PRAGMA data_version").fetchone()
-                return read(connection, (self._connections, data_version))
+                return read(connection, (self._connections, _data_version(connection)))
         except Exception:
             if self._stopped:
                 raise _Stopped() from None
@@ -230,3 +224,12 @@ class LoopFirstReads:
             connection, self._connection = self._connection, None
             connection.invalidate()  # a new one next time
             connection.close()
+
+
+def _data_version(connection: Connection) -> int:
+    """SQLite's data_version of the connection's transaction: it changes
+    whenever another connection commits."""
+    sqlite = connection.connection.driver_connection
+    assert sqlite is not None
+    (data_version,) = sqlite.execute("PRAGMA data_version").fetchone()
+    return int(data_version)

@@ -407,18 +407,14 @@ _MODEL_WITH_GRANTS = (
 # PostgreSQL locks the model's row; SQLite holds its write lock already.
 _MODEL_WITH_GRANTS_FOR_UPDATE = _MODEL_WITH_GRANTS.with_for_update(of=models)
 # Each grant row says whether the caller is in the group it names.
-_MODEL_WITH_GRANTS_AND_CALLER = (
-    models_with_grants(
-        and_(
-            model_grants.c.access_type == "group",
-            exists().where(
-                group_members.c.user_id == bindparam("user_id"),
-                group_members.c.group_id == model_grants.c.access_id,
-            ),
-        ).label("caller_in_group")
-    )
-    .where(models.c.id == bindparam("model_id"))
-    .order_by(model_grants.c.position)
+_MODEL_WITH_GRANTS_AND_CALLER = _MODEL_WITH_GRANTS.add_columns(
+    and_(
+        model_grants.c.access_type == "group",
+        exists().where(
+            group_members.c.user_id == bindparam("user_id"),
+            group_members.c.group_id == model_grants.c.access_id,
+        ),
+    ).label("caller_in_group")
 )
 _GROUPS_OF = select(group_members.c.group_id).where(group_members.c.user_id == bindparam("user_id"))
 _LAST_NUMBER = select(func.max(model_versions.c.number)).where(
