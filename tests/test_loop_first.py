@@ -22,7 +22,7 @@ from modelregistry_server.domain.models import ROLE_USER, GrantDraft, ModelDraft
 from modelregistry_server.storage.database import create_database_engine
 from modelregistry_server.storage.list_reads import ListReads
 from modelregistry_server.storage.loop_first import LoopFirstReads
-from modelregistry_server.storage.metrics import LIST_PAGES_KEPT, LIST_READS
+from modelregistry_server.storage.metrics import LIST_PAGES_AGAIN, LIST_PAGES_KEPT, LIST_READS
 from modelregistry_server.storage.migrations import upgrade
 
 from postgres import PostgresServer
@@ -306,6 +306,7 @@ def test_calls_asking_while_a_thread_finds_the_matches_wait_for_it(tmp_path: Pat
     with ThreadPoolExecutor(4, thread_name_prefix="list-thread") as threads:
         reads = ListReads(engine, threads, lambda _c, _r: frozenset(), budget_seconds=0)
         kept_before = LIST_PAGES_KEPT._value.get()
+        again_before = LIST_PAGES_AGAIN._value.get()
         on_thread_before = LIST_READS.labels("thread")._value.get()
 
         async def at_once() -> list[tuple[ModelPage, frozenset[str]]]:
@@ -320,10 +321,46 @@ def test_calls_asking_while_a_thread_finds_the_matches_wait_for_it(tmp_path: Pat
     assert [page.total for page in pages] == [400] * 16
     on_thread = LIST_READS.labels("thread")._value.get() - on_thread_before
     kept = LIST_PAGES_KEPT._value.get() - kept_before
-    # (A kept page that reads models it has not decoded yet may be stopped
-    # too, with a zero budget.) Without the waiting, all 16 ran in threads.
-    assert on_thread + kept == 16
+    again = LIST_PAGES_AGAIN._value.get() - again_before
+    # Each came from the matches kept or, once its page was read twice from
+    # them, as that same page. (A kept page that reads models it has not
+    # decoded yet may be stopped too, with a zero budget.) Without the
+    # waiting, all 16 ran in threads.
+    assert on_thread + kept + again == 16
     assert on_thread <= 3
+
+
+def test_a_page_asked_again_without_a_change_is_the_page_answered_before(
+    tmp_path: Path,
+) -> None:
+    """Asked again at the version it was read at, a page is the very object
+    answered then (what is made from it is kept by its identity); after
+    another connection's commit it is read afresh, and shows the change."""
+    engine = models_everyone_reads(tmp_path, 12)
+    admin = Reader("someone-else", everything=True, needs_groups=False)
+    with ThreadPoolExecutor(1, thread_name_prefix="list-thread") as threads:
+        reads = ListReads(engine, threads, lambda _c, _r: frozenset())
+
+        async def three_times(reader: Reader) -> list[ModelPage]:
+            return [(await reads.page(BY_NAME, reader))[0] for _ in range(3)]
+
+        for reader in (READER, admin):
+            first, second, third = asyncio.run(three_times(reader))
+            # Kept at its second asking (kept_reads.py), the same from then on.
+            assert third is second
+            assert [m.id for m in third.models] == [m.id for m in first.models]
+        reader_page = asyncio.run(three_times(READER))[-1]
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DELETE FROM model_grants WHERE model_id = 'm000'")
+            connection.exec_driver_sql("DELETE FROM models WHERE id = 'm000'")
+        after_delete = asyncio.run(three_times(READER))
+        reads.close()
+    engine.dispose()
+    assert after_delete[0] is not reader_page
+    assert [[m.id for m in page.models] for page in after_delete] == [
+        ["m001", "m002", "m003", "m004", "m005"]
+    ] * 3
+    assert [m.id for m in reader_page.models] == ["m000", "m001", "m002", "m003", "m004"]
 
 
 def test_postgresql_reads_always_run_in_a_thread(

@@ -46,7 +46,8 @@ class Reader:
         return Visibility(everything=self.everything, user_id=self.user_id, grantees=grantees)
 
 
-@dataclass(frozen=True, slots=True)
+# weakref_slot: what is made from a page is kept while it lives (derived.py).
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ModelPage:
     models: list[Model]
     total: int
@@ -67,7 +68,7 @@ class Listed:
         return as_seen_by(self.stored, Access(read=True, write=self.write))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ListedPage:
     """A page as its caller may see it: ModelPage with each model's access."""
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from .access import FULL_ACCESS, access_to, as_seen_by
+from .derived import Derived
 from .errors import (
     CurrentVersion,
     FieldViolation,
@@ -29,6 +30,8 @@ from .versions import VersionPage, VersionQuery, new_version_id, restored
 
 # What UpdateModel may change; update_mask names a subset of these.
 UPDATABLE_FIELDS = ("name", "base_model_id", "params", "meta", "is_active")
+# Pages as their callers see them, kept while storage answers with the same page.
+LISTED_PAGES_KEPT = 4096
 T = TypeVar("T")
 
 
@@ -36,6 +39,7 @@ class ModelRegistry:
     def __init__(self, store: ModelStore, *, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
+        self._listed: Derived[ListedPage] = Derived(LISTED_PAGES_KEPT)
 
     async def create_model(self, caller: Principal, draft: ModelDraft) -> Model:
         # Permission first: a caller without rights learns nothing about ids.
@@ -65,7 +69,8 @@ class ModelRegistry:
 
     async def list_models(self, caller: Principal, query: ListQuery) -> ListedPage:
         """A page of the models the caller may read, each with whether they
-        may change it (Listed.seen: the model as they may see it)."""
+        may change it (Listed.seen: the model as they may see it); the same
+        object as last time when storage answered with the same page."""
         admin = caller.role == ROLE_ADMIN
         # An admin sees everything, but what was shared with them (with their
         # groups too) still takes their groups.
@@ -75,9 +80,14 @@ class ModelRegistry:
             page, groups = await self._store.list(query, reader)
         except StorageUnavailable as error:
             raise ServiceUnavailable() from error
-        # Every listed model is readable: storage filtered by the same rules.
-        items = [Listed(m, access_to(caller, m, groups).write) for m in page.models]
-        return ListedPage(items=items, total=page.total, last=page.last)
+        key = (caller, query)
+        listed = self._listed.get(key, page)  # the same page as last time: nothing changed
+        if listed is None:
+            # Every listed model is readable: storage filtered by the same rules.
+            items = [Listed(m, access_to(caller, m, groups).write) for m in page.models]
+            listed = ListedPage(items=items, total=page.total, last=page.last)
+            self._listed.put(key, page, listed)
+        return listed
 
     async def list_tags(self, caller: Principal) -> list[str]:
         """The tags of the models the caller may read."""

@@ -1,7 +1,12 @@
 """ListModels' pages and the tag list, read where and how is cheapest: on
 SQLite first on the event loop's thread (loop_first.py), a page's models from
 those kept by version (model_cache.py), and a reader's matches and tags from
-what was kept at the database's current version (kept_reads.py)."""
+what was kept at the database's current version (kept_reads.py).
+
+A page asked again by the same reader at the version it was read at is the
+very page answered before, the same object: what the domain and the
+transport made of it is then looked up too (domain/derived.py), so a page
+asked again costs a version check and three lookups."""
 
 from __future__ import annotations
 
@@ -18,13 +23,19 @@ from .kept_reads import BYTES_PER_MATCH, DEFAULT_BUDGET_BYTES, KeptReads
 from .listing import matches_of, page_of, page_of_matches, reader_shape, tags_of_readable
 from .loop_first import DEFAULT_BUDGET_SECONDS as DEFAULT_LOOP_BUDGET_SECONDS
 from .loop_first import LoopFirstReads, Version
-from .metrics import LIST_PAGES_KEPT, LIST_TOTALS_KEPT
+from .metrics import LIST_PAGES_AGAIN, LIST_PAGES_KEPT, LIST_TOTALS_KEPT
 from .model_cache import ModelCache
 
 # A query matching more of what a reader may read is not kept: about 1.3 MB.
 MAX_KEPT_MATCHES = 5000
 # A kept tag: its string and its place in the list.
 BYTES_PER_TAG = 64
+# A kept page, per model: a model's objects beside its params and meta (the
+# model cache's estimate). A page's models are mostly those the cache holds;
+# what the domain and transport made of a kept page goes with it.
+BYTES_PER_PAGE_MODEL = 1024
+
+Found = tuple[ModelPage, frozenset[str]]  # a page, and its reader's groups
 
 GroupsOf = Callable[[Connection, Reader], frozenset[str]]
 
@@ -53,9 +64,11 @@ class ListReads:
         self._finding: dict[Hashable, asyncio.Future[None]] = {}  # a thread finds its matches
         self._tags: KeptReads[list[str]] = KeptReads(DEFAULT_BUDGET_BYTES // 4)
         self._totals: KeptReads[int] = KeptReads(DEFAULT_BUDGET_BYTES // 16)
+        self._pages: KeptReads[Found] = KeptReads(2 * DEFAULT_BUDGET_BYTES)  # ~1,000 pages
 
-    async def page(self, query: ListQuery, reader: Reader) -> tuple[ModelPage, frozenset[str]]:
-        """One page of `query` as `reader` may see it, and the reader's groups."""
+    async def page(self, query: ListQuery, reader: Reader) -> Found:
+        """One page of `query` as `reader` may see it, and the reader's
+        groups: the same objects as last time when nothing changed since."""
         shape = reader_shape(query, reader)
         # A page that reads all its matches anyway (a reader's, or what was
         # shared) keeps them: every page of one query by one reader shares
@@ -64,10 +77,22 @@ class ListReads:
         # it counts apart: a search's can be thousands of rows.
         keeps = shape.counted_with_page
         key = (reader, replace(query, after=None, offset=0, page_size=0))
+        page_key = (reader, query)
 
-        def read(
-            connection: Connection, version: Version | None
-        ) -> tuple[ModelPage, frozenset[str]]:
+        def read(connection: Connection, version: Version | None) -> Found:
+            if version is None:  # in a thread
+                return read_afresh(connection, None)
+            found = self._pages.get(page_key, version)
+            if found is not None:
+                LIST_PAGES_AGAIN.inc()
+                return found
+            found = read_afresh(connection, version)
+            if self._pages.worth_keeping(page_key, version):
+                cost = (len(found[0].models) + 1) * BYTES_PER_PAGE_MODEL
+                self._pages.put(page_key, version, found, cost)
+            return found
+
+        def read_afresh(connection: Connection, version: Version | None) -> Found:
             if not keeps:
                 return self._page_counted_once(connection, query, reader, key, version)
             if version is not None:
@@ -97,14 +122,14 @@ class ListReads:
                 # loop tried again.
                 matches = matches_of(connection, query, visibility, MAX_KEPT_MATCHES)
                 if matches is not None:
-                    found.append(_KeptMatches(matches, groups))
+                    found_in_thread.append(_KeptMatches(matches, groups))
                     page = page_of_matches(connection, query, matches, self._models)
                     if page is not None:
                         return page, groups
             return page_of(connection, query, visibility, self._models), groups
 
         keeps_in_threads = keeps and self._reads.versions_known()
-        found: list[_KeptMatches] = []
+        found_in_thread: list[_KeptMatches] = []
         # Kinds of like cost: the shape, and whether rows are skipped to reach the page.
         kind = (shape, query.offset > 0)
         if not keeps_in_threads:  # nothing a thread finds could be kept
@@ -125,8 +150,8 @@ class ListReads:
         finally:
             if mine:
                 self._finding.pop(key).set_result(None)
-        if found and read_at is not None:
-            kept = found[0]
+        if found_in_thread and read_at is not None:
+            kept = found_in_thread[0]
             self._matches.put(key, read_at, kept, (len(kept.matches) + 1) * BYTES_PER_MATCH)
             self._reads.retry_on_loop(kind)  # its next pages come from what was kept
         return page, groups
@@ -138,7 +163,7 @@ class ListReads:
         reader: Reader,
         key: Hashable,
         version: Version | None,
-    ) -> tuple[ModelPage, frozenset[str]]:
+    ) -> Found:
         """A page whose total is counted apart, with the total kept at
         `version` from the query's second page or second asking."""
         groups = self._groups_of(connection, reader)

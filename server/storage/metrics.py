@@ -47,6 +47,11 @@ LIST_PAGES_KEPT = Counter(
     "ListModels' pages answered from a reader's matches kept at the database's"
     " current version (storage/kept_reads.py)",
 )
+LIST_PAGES_AGAIN = Counter(
+    "modelregistry_list_pages_again",
+    "ListModels' pages asked again by the same caller at the database version they"
+    " were read at, answered with the page read then (storage/list_reads.py)",
+)
 LIST_TOTALS_KEPT = Counter(
     "modelregistry_list_totals_kept",
     "ListModels' pages whose total (counted apart from the page: an admin's)"

@@ -13,6 +13,9 @@ from google.protobuf import wrappers_pb2
 from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 
+from ..domain.derived import Derived
+from ..domain.listing import ListedPage, ListQuery
+from ..domain.models import Principal
 from ..domain.registry import ModelRegistry
 from ..domain.transfer import ModelTransfer, export_query
 from .convert import (
@@ -40,6 +43,11 @@ from .list_replies import (
     model_message,
 )
 
+# Encoded list replies kept while the registry answers with the same page.
+REPLY_BUDGET_BYTES = 16 * 1024 * 1024
+# The bytes object and its key beside the reply.
+REPLY_OVERHEAD_BYTES = 200
+
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 T = TypeVar("T")
@@ -56,6 +64,9 @@ class ModelService(pb_grpc.ModelServiceServicer):
         # items, and as the HTTP face's JSON (ListModelsJson, GetModelJson).
         self._entries = ModelEntries()
         self._json_entries = ModelEntries(item_json)
+        # Whole pages, by caller, query and face, while the page is the same
+        # object (domain/derived.py).
+        self._replies: Derived[bytes] = Derived(REPLY_BUDGET_BYTES)
 
     async def CreateModel(self, request: pb.CreateModelRequest, context: Context) -> pb.Model:
         draft = draft_from_proto(request.model)
@@ -80,14 +91,20 @@ class ModelService(pb_grpc.ModelServiceServicer):
         """The reply comes encoded (list_replies.py); the interceptor's
         serializer sends bytes as they are."""
         query = list_query_from_proto(request)
-        page = await self._registry.list_models(current_caller(), query)
-        return encoded_page(query, page, self._entries.of)
+        caller = current_caller()
+        page = await self._registry.list_models(caller, query)
+        return self._reply(
+            (False, caller, query), page, lambda: encoded_page(query, page, self._entries.of)
+        )
 
     async def ListModelsJson(self, request: pb.ListModelsRequest, context: Context) -> bytes:
         """ListModels' page as the HTTP face's JSON, in an encoded HttpBody."""
         query = list_query_from_proto(request)
-        page = await self._registry.list_models(current_caller(), query)
-        return json_page(query, page, self._json_entries.of)
+        caller = current_caller()
+        page = await self._registry.list_models(caller, query)
+        return self._reply(
+            (True, caller, query), page, lambda: json_page(query, page, self._json_entries.of)
+        )
 
     async def ListModelTags(
         self, request: pb.ListModelTagsRequest, context: Context
@@ -174,6 +191,16 @@ class ModelService(pb_grpc.ModelServiceServicer):
             )
         )
         return import_report_to_proto(report)
+
+    def _reply(
+        self, key: tuple[bool, Principal, ListQuery], page: ListedPage, write: Callable[[], bytes]
+    ) -> bytes:
+        """The page's reply: as written for this very page before, or `write`n."""
+        reply = self._replies.get(key, page)
+        if reply is None:
+            reply = write()
+            self._replies.put(key, page, reply, len(reply) + REPLY_OVERHEAD_BYTES)
+        return reply
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
