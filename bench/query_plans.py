@@ -179,7 +179,7 @@ def get_model_plans(database: Path) -> list[Plan]:
                 "SELECT model_id FROM model_grants WHERE access_type = 'group' LIMIT 1"
             ).scalar_one()
             with recorded(connection) as statements:
-                _read_model(connection, model_id, seeding.READER)
+                _read_model(connection, model_id, seeding.READER, ModelCache())
             return [Plan(sql, p, plan_of(connection, sql, p)) for sql, p in statements]
     finally:
         engine.dispose()

@@ -54,12 +54,13 @@ class ListReads:
         groups_of: GroupsOf,
         *,
         budget_seconds: float = DEFAULT_LOOP_BUDGET_SECONDS,
+        models: ModelCache | None = None,
     ) -> None:
         # On the event loop when SQLite answers quickly, else on `executor`
         # (a few threads of their own: Settings.list_threads).
         self._reads = LoopFirstReads(engine, executor, budget_seconds=budget_seconds)
         self._groups_of = groups_of  # a reader's groups, in the read's transaction
-        self._models = ModelCache()  # pages' models, by version
+        self._models = models or ModelCache()  # pages' models, by version
         self._matches: KeptReads[_KeptMatches] = KeptReads()
         self._finding: dict[Hashable, asyncio.Future[None]] = {}  # a thread finds its matches
         self._tags: KeptReads[list[str]] = KeptReads(DEFAULT_BUDGET_BYTES // 4)

@@ -17,10 +17,8 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
-    Text,
     and_,
     bindparam,
-    cast,
     exists,
     func,
     or_,
@@ -33,7 +31,7 @@ from sqlalchemy import (
 from ..domain.listing import ListQuery, ModelPage, Reader, SortValue, Visibility
 from ..domain.models import Model
 from .model_cache import ModelCache
-from .rows import model_from_rows, models_with_grants
+from .rows import STORED_BYTES, model_from_rows, models_with_grants
 from .tables import NAME_KEY, model_counts, model_grants, model_tags, model_words, models
 
 # Above every character a word can hold: `word < prefix + LAST` bounds a prefix range.
@@ -465,9 +463,8 @@ def _granted(grantee_types: Sequence[str]) -> Select[tuple[str]]:
 
 # The models of a page that the cache does not hold: one statement, a row
 # per grant (or one without any), and the size of their JSON as stored.
-_STORED_BYTES = func.length(cast(models.c.params, Text)) + func.length(cast(models.c.meta, Text))
 _MODELS_WITH_GRANTS = (
-    models_with_grants(_STORED_BYTES.label("stored_bytes"))
+    models_with_grants(STORED_BYTES)
     .where(models.c.id.in_(bindparam("model_ids", expanding=True)))
     .order_by(models.c.id, model_grants.c.position)
 )

@@ -42,6 +42,11 @@ GET_READS_STOPPED = Counter(
     "modelregistry_get_reads_stopped",
     "GetModel's reads stopped on the event loop over their budget, then run on a thread",
 )
+GET_READS_AGAIN = Counter(
+    "modelregistry_get_reads_again",
+    "GetModel's reads asked again by the same caller at the database version they"
+    " were read at, answered from what was read then (SQLite)",
+)
 LIST_PAGES_KEPT = Counter(
     "modelregistry_list_pages_kept",
     "ListModels' pages answered from a reader's matches kept at the database's"

@@ -33,10 +33,13 @@ from ..domain.stores import ModelChange, VersionChange, VersionCheck
 from ..domain.versions import VersionPage, VersionQuery, first_version, version_of
 from .changes import Change, ChangeWriter
 from .database import READ_ONLY, WRITE_FIRST, translate_errors, writer_turn
+from .kept_reads import KeptReads
 from .list_reads import ListReads
-from .loop_first import GET_COUNTERS, LoopFirstReads
+from .loop_first import GET_COUNTERS, LoopFirstReads, Version
+from .metrics import GET_READS_AGAIN
+from .model_cache import ModelCache
 from .reader import BatchReader
-from .rows import model_from_rows, models_with_grants
+from .rows import STORED_BYTES, model_from_rows, models_with_grants
 from .tables import (
     group_members,
     model_counts,
@@ -62,7 +65,12 @@ class ModelRepository:
     ) -> None:
         self._engine = engine
         self._executor = executor
-        self._listing = ListReads(engine, list_executor, _groups_for)  # pages and tags
+        # Decoded models by version, for pages and GetModel alike.
+        self._models = ModelCache()
+        self._listing = ListReads(engine, list_executor, _groups_for, models=self._models)
+        # GetModel's answers at the database's version: the model's version
+        # id (its model kept in the cache) and the caller's groups that matter.
+        self._kept_gets: KeptReads[tuple[str, frozenset[str]]] = KeptReads()
         # Told the id of each model that got a new version (retention.py).
         self._on_new_version = on_new_version
         self._writer: BatchWriter[Model] = BatchWriter(
@@ -92,10 +100,33 @@ class ModelRepository:
         key = (model_id, user_id)
         if self._gets is not None:
             return await self._gets.run(
-                "get", lambda connection, _: _read_model(connection, model_id, user_id)
+                "get", lambda connection, version: self._read(connection, version, key)
             )
         assert self._reader is not None
         return await asyncio.wrap_future(self._reader.submit(key))
+
+    def _read(
+        self, connection: Connection, version: Version | None, key: tuple[str, str]
+    ) -> tuple[Model | None, frozenset[str]]:
+        """GetModel on SQLite: asked again at the version it was read at,
+        from what was kept then (KeptReads: from its second asking), while
+        the model cache holds the model."""
+        if version is not None:
+            kept = self._kept_gets.get(key, version)
+            if kept is not None:
+                model = self._models.get(kept[0])
+                if model is not None:
+                    GET_READS_AGAIN.inc()
+                    return model, kept[1]
+        model, groups = _read_model(connection, *key, self._models)
+        if (
+            version is not None
+            and model is not None
+            and model.version_id
+            and self._kept_gets.worth_keeping(key, version)
+        ):
+            self._kept_gets.put(key, version, (model.version_id, groups), BYTES_PER_KEPT_GET)
+        return model, groups
 
     async def tags(self, reader: Reader) -> Sequence[str]:
         return await self._listing.tags(reader)
@@ -396,6 +427,9 @@ _COUNT = (
 
 # -- reading ------------------------------------------------------------------------
 
+# A kept GetModel answer: the key's two ids, a version id and a few groups.
+BYTES_PER_KEPT_GET = 256
+
 
 # Built once: these run on every GetModel and every change. A model and its
 # grants come in one statement (one row per grant, or one without any).
@@ -408,13 +442,14 @@ _MODEL_WITH_GRANTS = (
 _MODEL_WITH_GRANTS_FOR_UPDATE = _MODEL_WITH_GRANTS.with_for_update(of=models)
 # Each grant row says whether the caller is in the group it names.
 _MODEL_WITH_GRANTS_AND_CALLER = _MODEL_WITH_GRANTS.add_columns(
+    STORED_BYTES,
     and_(
         model_grants.c.access_type == "group",
         exists().where(
             group_members.c.user_id == bindparam("user_id"),
             group_members.c.group_id == model_grants.c.access_id,
         ),
-    ).label("caller_in_group")
+    ).label("caller_in_group"),
 )
 _GROUPS_OF = select(group_members.c.group_id).where(group_members.c.user_id == bindparam("user_id"))
 _LAST_NUMBER = select(func.max(model_versions.c.number)).where(
@@ -457,18 +492,24 @@ def _read_models(
 
 
 def _read_model(
-    connection: Connection, model_id: str, user_id: str
+    connection: Connection, model_id: str, user_id: str, cache: ModelCache
 ) -> tuple[Model | None, frozenset[str]]:
     """One GetModel lookup in one statement: the model with its grants, and
     of the caller's groups those its grants name (the only ones that can
-    decide the caller's access)."""
+    decide the caller's access). The model is decoded only when `cache`
+    does not hold its version, and then kept there."""
     rows = connection.execute(
         _MODEL_WITH_GRANTS_AND_CALLER, {"model_id": model_id, "user_id": user_id}
     ).all()
     if not rows:
         return None, frozenset()
     groups = frozenset(row.grant_id for row in rows if row.caller_in_group)
-    return model_from_rows(rows), groups
+    version_id = rows[0].version_id
+    model = cache.get(version_id) if version_id else None
+    if model is None:
+        model = model_from_rows(rows)
+        cache.put(model, rows[0].stored_bytes or 0)
+    return model, groups
 
 
 def _load(connection: Connection, model_id: str, *, for_update: bool = False) -> Model | None:

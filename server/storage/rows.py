@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, select
+from sqlalchemy import ColumnElement, Row, Select, Text, cast, func, select
 
 from ..domain.models import AccessGrant, Model
 from .tables import model_grants, models
+
+# What a model's params and meta take as stored: what the model cache
+# (model_cache.py) costs a decoded model by.
+STORED_BYTES = (
+    func.length(cast(models.c.params, Text)) + func.length(cast(models.c.meta, Text))
+).label("stored_bytes")
 
 
 def models_with_grants(*extra: ColumnElement[Any]) -> Select[Any]:
