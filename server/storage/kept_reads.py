@@ -81,6 +81,12 @@ class KeptReads(Generic[V]):
             self._misses.popitem(last=False)
         return misses >= 2
 
+    def offer(self, key: Hashable, version: Version, value: V, cost: int) -> None:
+        """A value just read at `version`: a miss (worth_keeping), kept if
+        worth keeping."""
+        if self.worth_keeping(key, version):
+            self.put(key, version, value, cost)
+
     def refuse(self, key: Hashable, version: Version) -> None:
         """Not worth keeping at `version` after all (too large): no more tries."""
         self._misses[key] = (version, _REFUSED)

@@ -88,9 +88,8 @@ class ListReads:
                 LIST_PAGES_AGAIN.inc()
                 return found
             found = read_afresh(connection, version)
-            if self._pages.worth_keeping(page_key, version):
-                cost = (len(found[0].models) + 1) * BYTES_PER_PAGE_MODEL
-                self._pages.put(page_key, version, found, cost)
+            cost = (len(found[0].models) + 1) * BYTES_PER_PAGE_MODEL
+            self._pages.offer(page_key, version, found, cost)
             return found
 
         def read_afresh(connection: Connection, version: Version | None) -> Found:
@@ -172,8 +171,8 @@ class ListReads:
         page = page_of(connection, query, reader.visibility(groups), self._models, total)
         if total is not None:
             LIST_TOTALS_KEPT.inc()
-        elif version is not None and self._totals.worth_keeping(key, version):
-            self._totals.put(key, version, page.total, BYTES_PER_MATCH)
+        elif version is not None:
+            self._totals.offer(key, version, page.total, BYTES_PER_MATCH)
         return page, groups
 
     async def tags(self, reader: Reader) -> Sequence[str]:

@@ -119,13 +119,8 @@ class ModelRepository:
                     GET_READS_AGAIN.inc()
                     return model, kept[1]
         model, groups = _read_model(connection, *key, self._models)
-        if (
-            version is not None
-            and model is not None
-            and model.version_id
-            and self._kept_gets.worth_keeping(key, version)
-        ):
-            self._kept_gets.put(key, version, (model.version_id, groups), BYTES_PER_KEPT_GET)
+        if version is not None and model is not None and model.version_id:
+            self._kept_gets.offer(key, version, (model.version_id, groups), BYTES_PER_KEPT_GET)
         return model, groups
 
     async def tags(self, reader: Reader) -> Sequence[str]:

@@ -14,8 +14,7 @@ from modelregistry.v1 import model_service_pb2 as pb
 from modelregistry.v1 import model_service_pb2_grpc as pb_grpc
 
 from ..domain.derived import Derived
-from ..domain.listing import ListedPage, ListQuery
-from ..domain.models import Principal
+from ..domain.listing import Listed, ListedPage, ListQuery
 from ..domain.registry import ModelRegistry
 from ..domain.transfer import ModelTransfer, export_query
 from .convert import (
@@ -47,6 +46,9 @@ from .list_replies import (
 REPLY_BUDGET_BYTES = 16 * 1024 * 1024
 # The bytes object and its key beside the reply.
 REPLY_OVERHEAD_BYTES = 200
+
+# encoded_page or json_page: a ListModels page as one face's reply.
+PageWriter: TypeAlias = Callable[[ListQuery, ListedPage, Callable[[Listed], bytes]], bytes]
 
 # The context is not used: the interceptor reads the caller and sends errors.
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -90,21 +92,11 @@ class ModelService(pb_grpc.ModelServiceServicer):
     ) -> bytes:
         """The reply comes encoded (list_replies.py); the interceptor's
         serializer sends bytes as they are."""
-        query = list_query_from_proto(request)
-        caller = current_caller()
-        page = await self._registry.list_models(caller, query)
-        return self._reply(
-            (False, caller, query), page, lambda: encoded_page(query, page, self._entries.of)
-        )
+        return await self._page_reply(request, encoded_page, self._entries)
 
     async def ListModelsJson(self, request: pb.ListModelsRequest, context: Context) -> bytes:
         """ListModels' page as the HTTP face's JSON, in an encoded HttpBody."""
-        query = list_query_from_proto(request)
-        caller = current_caller()
-        page = await self._registry.list_models(caller, query)
-        return self._reply(
-            (True, caller, query), page, lambda: json_page(query, page, self._json_entries.of)
-        )
+        return await self._page_reply(request, json_page, self._json_entries)
 
     async def ListModelTags(
         self, request: pb.ListModelTagsRequest, context: Context
@@ -192,13 +184,18 @@ class ModelService(pb_grpc.ModelServiceServicer):
         )
         return import_report_to_proto(report)
 
-    def _reply(
-        self, key: tuple[bool, Principal, ListQuery], page: ListedPage, write: Callable[[], bytes]
+    async def _page_reply(
+        self, request: pb.ListModelsRequest, write_page: PageWriter, entries: ModelEntries
     ) -> bytes:
-        """The page's reply: as written for this very page before, or `write`n."""
+        """The caller's page of `request`, written by `write_page` from
+        `entries`, or as written for this very page before."""
+        query = list_query_from_proto(request)
+        caller = current_caller()
+        page = await self._registry.list_models(caller, query)
+        key = (write_page, caller, query)
         reply = self._replies.get(key, page)
         if reply is None:
-            reply = write()
+            reply = write_page(query, page, entries.of)
             self._replies.put(key, page, reply, len(reply) + REPLY_OVERHEAD_BYTES)
         return reply
 

@@ -36,6 +36,15 @@ def test_a_query_kept_at_one_version_is_worth_keeping_at_its_first_miss_at_the_n
     assert kept.get("q", V2) == "matches"
 
 
+def test_a_value_offered_is_kept_from_its_second_miss_at_one_version() -> None:
+    kept: KeptReads[str] = KeptReads()
+    kept.offer("q", V1, "first reading", cost=100)
+    assert kept.get("q", V1) is None
+    kept.offer("q", V1, "second reading", cost=100)
+    assert kept.get("q", V1) == "second reading"
+    assert kept.get("q", V2) is None
+
+
 def test_a_query_refused_at_a_version_is_not_tried_again_there() -> None:
     kept: KeptReads[str] = KeptReads()
     kept.worth_keeping("q", V1)
